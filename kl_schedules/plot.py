@@ -1,0 +1,55 @@
+"""Plot a schedule with matplotlib (imported lazily: ``pip install kl_schedules[plot]``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from kl_schedules._validation import check_count
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as error:  # pragma: no cover - exercised via a test that hides it
+        raise ImportError(
+            "kl_schedules.plot needs matplotlib: pip install 'kl_schedules[plot]'"
+        ) from error
+    return plt
+
+
+def schedule_values(schedule: Any, num_steps: int) -> np.ndarray:
+    """``schedule(t)`` for ``t = 0 .. num_steps - 1``, in one jitted, vmapped call."""
+    return schedule_values_from(schedule, 0, check_count("num_steps", num_steps))
+
+
+def schedule_values_from(schedule: Any, first: int, num_steps: int) -> np.ndarray:
+    """``schedule(t)`` for ``t = first .. first + num_steps - 1``, in one vmapped call."""
+    steps = jnp.arange(num_steps, dtype=jnp.int32) + jnp.int32(first)
+    return np.asarray(jax.vmap(schedule)(steps))
+
+
+def plot_schedule(schedule: Any, num_steps: int, ax: Any = None, label: str | None = None) -> Any:
+    """Plots ``schedule`` over ``num_steps`` steps and returns the matplotlib Axes.
+
+    Args:
+      schedule: any ``optax.Schedule`` (a kl_schedules factory's result, or optax's own).
+      num_steps: how many steps to evaluate, from 0; an integer >= 1.
+      ax: the Axes to draw on; a new figure's when omitted.
+      label: legend label of the line.
+
+    Returns:
+      The Axes drawn on.
+    """
+    values = schedule_values(schedule, num_steps)
+    if ax is None:
+        _, ax = _pyplot().subplots(figsize=(6, 3))
+    ax.plot(np.arange(num_steps), values, label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel("beta")
+    if label is not None:
+        ax.legend()
+    return ax
