@@ -208,6 +208,8 @@ def cyclical_schedule(
     ramp = resolve_shape(shape, steepness)
     num, den = fraction.numerator, fraction.denominator
     period_float = num / den
+    ramp_phases = num * ratio  # tau / R = phase / (num R): one division, exact at tau = R
+    ramp_float = period_float * ratio
 
     def reduce_on_host(t: Any) -> Any:
         return t % num if isinstance(t, int) or t.dtype.kind in "iu" else np.mod(t, period_float)
@@ -215,11 +217,12 @@ def cyclical_schedule(
     def schedule(step: Any) -> jax.Array:
         t, is_integer = _split_step(step, reduce_on_host)
         if is_integer:
-            within = jnp.remainder(t, jnp.asarray(num, t.dtype)).astype(jnp.int32)
-            phase = (within * den) % num  # = (t * den) mod num, no overflow
-            tau = phase.astype(float_dtype()) / num
+            phase = jnp.remainder(t, jnp.asarray(num, t.dtype)).astype(jnp.int32)
+            if den != 1:
+                phase = (phase * den) % num  # = (t * den) mod num, no overflow
+            progress = phase.astype(float_dtype()) / ramp_phases
         else:
-            tau = jnp.mod(t, period_float) / period_float
-        return start + (end - start) * ramp(jnp.minimum(tau / ratio, 1.0))
+            progress = jnp.mod(t, period_float) / ramp_float
+        return start + (end - start) * ramp(jnp.minimum(progress, 1.0))
 
     return schedule

@@ -27,7 +27,8 @@ def test_runner_tiny_mode_writes_the_documented_json(tmp_path):
         "train_step_overhead/monotonic_logistic",
         "train_step_overhead/annealer_state",
         "vectorized_eval",
-        "scan_annealer",
+        "scan_annealer/linear",
+        "scan_annealer/cosine",
         "host_annealer/float",
         "compile_time/cyclical",
     }

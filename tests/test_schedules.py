@@ -235,8 +235,9 @@ def test_cyclical_periodic_bounded_and_monotone_within_ramp(shape, total, cycles
     assert -ATOL <= value <= 1 + ATOL
     # periodic: one full rational period later (num steps) the value repeats exactly
     assert float(schedule(t + num)) == value
-    # non-decreasing from t to t + 1 unless a new cycle starts in between
-    if (t + 1) * frac.denominator % num != 0:
+    # non-decreasing from t to t + 1 unless a new cycle starts in (t, t + 1]
+    den = frac.denominator
+    if (t + 1) * den // num == t * den // num:
         assert float(schedule(t + 1)) >= value - ATOL
 
 
