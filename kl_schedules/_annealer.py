@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from kl_schedules._annealing import check_shape_name, documented_weight
-from kl_schedules._shapes import PY_MATH
+from kl_schedules._backend import PY_MATH
 from kl_schedules._validation import check_bool, check_count, check_real
 
 T = TypeVar("T")

@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from kl_schedules import _shapes
-from kl_schedules._shapes import JAX_MATH, SHAPE_NAMES, MathBackend, ShapeFn
+from kl_schedules._backend import JAX_MATH, MathBackend
+from kl_schedules._shapes import SHAPE_NAMES, ShapeFn
 from kl_schedules._validation import check_count, check_real
 
 

@@ -7,51 +7,15 @@ host-side :class:`~kl_schedules.Annealer` share one definition of the maths.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
-import jax
-import jax.numpy as jnp
+from kl_schedules._backend import JAX_MATH, MathBackend
 
 ShapeFn = Callable[[Any], Any]
 
 #: Fu et al.'s sigmoid steepness: ``sig(12 p - 6)`` over one ramp.
 DEFAULT_STEEPNESS = 12.0
-
-
-class MathBackend(Protocol):
-    pi: float
-
-    def cos(self, x: Any) -> Any: ...
-    def tanh(self, x: Any) -> Any: ...
-    def sigmoid(self, x: Any) -> Any: ...
-
-
-def _py_sigmoid(x: float) -> float:
-    """Logistic function on a Python float, without overflow for any finite ``x``."""
-    if x >= 0.0:
-        return 1.0 / (1.0 + math.exp(-x))
-    z = math.exp(x)
-    return z / (1.0 + z)
-
-
-class _PyMath:
-    pi = math.pi
-    cos = staticmethod(math.cos)
-    tanh = staticmethod(math.tanh)
-    sigmoid = staticmethod(_py_sigmoid)
-
-
-class _JaxMath:
-    pi = math.pi
-    cos = staticmethod(jnp.cos)
-    tanh = staticmethod(jnp.tanh)
-    sigmoid = staticmethod(jax.nn.sigmoid)
-
-
-PY_MATH: MathBackend = _PyMath()
-JAX_MATH: MathBackend = _JaxMath()
 
 
 def linear(p: Any, xp: MathBackend = JAX_MATH) -> Any:
@@ -117,6 +81,8 @@ def resolve_shape(shape: str | ShapeFn, steepness: float = DEFAULT_STEEPNESS) ->
 
 
 def validate_steepness(steepness: float) -> None:
+    import math
+
     if isinstance(steepness, bool) or not isinstance(steepness, (int, float)):
         raise TypeError(f"steepness must be a real number > 0, got {steepness!r}")
     if not math.isfinite(steepness) or steepness <= 0:

@@ -10,18 +10,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from kl_schedules._annealer import Annealer
+from kl_schedules.control import gaussian_kl
 
 __all__ = ["Annealer", "VAELoss", "gaussian_kl"]
 
 _REDUCTIONS = ("mean", "sum", "none")
-
-
-def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    r"""Per-sample :math:`KL(N(\mu, e^{\log\sigma^2}) \| N(0, I))`, summed over latent dims.
-
-    .. math:: KL = -\tfrac12 \sum_j \left(1 + \log\sigma_j^2 - \mu_j^2 - \sigma_j^2\right)
-    """
-    return -0.5 * torch.sum(1.0 + logvar - mu.pow(2) - logvar.exp(), dim=tuple(range(1, mu.ndim)))
 
 
 class VAELoss(nn.Module):
