@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _vae_data import random_binary_batches
 
 from kl_schedules import cyclical_schedule
+from kl_schedules.control import gaussian_kl
 
 
 class VAE(nn.Module):
@@ -40,7 +41,7 @@ class VAE(nn.Module):
 def vae_terms(logits, x, mu, logvar):
     """Per-sample-summed Bernoulli reconstruction and Gaussian KL, batch mean."""
     recon = optax.sigmoid_binary_cross_entropy(logits, x).sum(-1).mean()
-    kl = (-0.5 * (1 + logvar - mu**2 - jnp.exp(logvar)).sum(-1)).mean()
+    kl = gaussian_kl(mu, logvar).mean()
     return recon, kl
 
 

@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _vae_data import random_binary_batches
 
 from kl_schedules import monotonic_schedule
+from kl_schedules.control import gaussian_kl
 
 
 class VAE(nnx.Module):
@@ -46,7 +47,7 @@ def make_train_step(beta_schedule):
         def loss_fn(model):
             logits, mu, logvar = model(x, key)
             recon = optax.sigmoid_binary_cross_entropy(logits, x).sum(-1).mean()
-            kl = (-0.5 * (1 + logvar - mu**2 - jnp.exp(logvar)).sum(-1)).mean()
+            kl = gaussian_kl(mu, logvar).mean()
             return recon + beta * kl, (recon, kl)
 
         (loss, (recon, kl)), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)

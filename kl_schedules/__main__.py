@@ -20,7 +20,12 @@ from typing import Any
 import numpy as np
 
 from kl_schedules._annealer import Annealer
-from kl_schedules._schedules import constant_schedule, cyclical_schedule, monotonic_schedule
+from kl_schedules._schedules import (
+    constant_schedule,
+    cyclical_schedule,
+    monotonic_schedule,
+    schedule_values_from,
+)
 from kl_schedules._shapes import SHAPE_NAMES
 
 KINDS = ("monotonic", "cyclical", "constant", "annealer")
@@ -137,9 +142,7 @@ def _series(args: argparse.Namespace) -> list[tuple[str, np.ndarray]]:
                     schedule = cyclical_schedule(
                         period, args.ratio, shape, args.start, args.end, args.steepness
                     )
-                from kl_schedules.plot import schedule_values
-
-                values = schedule_values(schedule, args.steps)
+                values = schedule_values_from(schedule, 0, args.steps)
         except (ValueError, TypeError) as error:
             option = str(error).split(" ")[0].replace("_", "-")
             raise CommandLineError(f"--{option}: {error}") from None

@@ -226,3 +226,13 @@ def cyclical_schedule(
         return start + (end - start) * ramp(jnp.minimum(progress, 1.0))
 
     return schedule
+
+
+def schedule_values_from(schedule: Any, first: int, num_steps: int) -> np.ndarray:
+    """``schedule(t)`` for ``t = first .. first + num_steps - 1``, in one vmapped call.
+
+    Host adapters (the Keras callback, plots) use it to evaluate any ``optax.Schedule`` in
+    blocks, so that they make no JAX call per step.
+    """
+    steps = jnp.arange(num_steps, dtype=jnp.int32) + jnp.int32(first)
+    return np.asarray(jax.vmap(schedule)(steps))

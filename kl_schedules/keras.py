@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 from kl_schedules._annealer import Annealer
+from kl_schedules._schedules import schedule_values_from
 
 __all__ = ["KLAnnealingCallback"]
 
@@ -69,8 +70,6 @@ class KLAnnealingCallback(keras.callbacks.Callback):
             return self.schedule.beta
         offset = step - self._block_start
         if self._block_start < 0 or not 0 <= offset < len(self._block):
-            from kl_schedules.plot import schedule_values_from
-
             self._block_start = step
             self._block = schedule_values_from(self.schedule, step, _BLOCK)
             offset = 0

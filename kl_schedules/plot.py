@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
+from kl_schedules._schedules import schedule_values_from
 from kl_schedules._validation import check_count
 
 
@@ -22,14 +21,8 @@ def _pyplot() -> Any:
 
 
 def schedule_values(schedule: Any, num_steps: int) -> np.ndarray:
-    """``schedule(t)`` for ``t = 0 .. num_steps - 1``, in one jitted, vmapped call."""
+    """``schedule(t)`` for ``t = 0 .. num_steps - 1``, in one vectorised call."""
     return schedule_values_from(schedule, 0, check_count("num_steps", num_steps))
-
-
-def schedule_values_from(schedule: Any, first: int, num_steps: int) -> np.ndarray:
-    """``schedule(t)`` for ``t = first .. first + num_steps - 1``, in one vmapped call."""
-    steps = jnp.arange(num_steps, dtype=jnp.int32) + jnp.int32(first)
-    return np.asarray(jax.vmap(schedule)(steps))
 
 
 def plot_schedule(schedule: Any, num_steps: int, ax: Any = None, label: str | None = None) -> Any:

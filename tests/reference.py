@@ -66,17 +66,3 @@ class DocumentedAnnealer:
 
     def set_cyclical(self, value):
         self.cyclical = value
-
-
-def fu_frange_cycle(n_iter, start=0.0, stop=1.0, n_cycle=4, ratio=0.5):
-    """Fu et al.'s reference NumPy loop (linear), with its float accumulator."""
-    out = np.ones(n_iter) * stop
-    period = n_iter / n_cycle
-    step = (stop - start) / (period * ratio)
-    for c in range(n_cycle):
-        v, i = start, 0
-        while v <= stop and (int(i + c * period) < n_iter):
-            out[int(i + c * period)] = v
-            v += step
-            i += 1
-    return out
