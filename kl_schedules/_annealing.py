@@ -38,6 +38,7 @@ def documented_weight(
         return lambda s: _shapes.cosine(s / total_steps, xp) * lift + baseline
     if shape == "logistic":
         return lambda s: _shapes.raw_logistic(s - half, xp) * lift + baseline
+    assert callable(shape), shape  # names were handled above
     return lambda s: shape(s / total_steps) * lift + baseline
 
 

@@ -65,10 +65,16 @@ class _JaxMath:
     exp = staticmethod(jnp.exp)
     log = staticmethod(jnp.log)
     sigmoid = staticmethod(jax.nn.sigmoid)
-    clip = staticmethod(jnp.clip)
-    where = staticmethod(jnp.where)
     isfinite = staticmethod(jnp.isfinite)
     logical_and = staticmethod(jnp.logical_and)
+
+    @staticmethod
+    def clip(x: Any, low: Any, high: Any) -> Any:
+        return jnp.clip(x, low, high)
+
+    @staticmethod
+    def where(condition: Any, x: Any, y: Any) -> Any:
+        return jnp.where(condition, x, y)
 
 
 PY_MATH: MathBackend = _PyMath()

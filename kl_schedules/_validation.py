@@ -24,7 +24,7 @@ def check_count(name: str, value: Any, minimum: int = 1, maximum: int = INT32_MA
         result = operator.index(value)
     except TypeError:
         if isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer():
-            result = int(value)
+            result = int(float(value))
         elif isinstance(value, numbers.Real):
             raise ValueError(f"{name} must be an integer, got {value!r}") from None
         else:

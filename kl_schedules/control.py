@@ -271,17 +271,18 @@ class PIController:
 
 
 class GECOState(NamedTuple):
-    """State of :func:`geco`: ``beta``, the EMA of the reconstruction error and its count."""
+    """State of :func:`geco`: ``beta``, the EMA of the reconstruction error, and how many
+    errors it has seen (the first initialises the EMA)."""
 
     beta: jax.Array
     error_ema: jax.Array
-    count: jax.Array
+    num_updates: jax.Array
 
 
 def _geco_rule(
-    beta, error_ema, count, error, goal, step_size, alpha, log_min, log_max, xp: MathBackend
+    beta, error_ema, num_updates, error, goal, step_size, alpha, log_min, log_max, xp: MathBackend
 ):
-    r"""One GECO step; returns ``(beta, error_ema, count)``. Non-finite errors are ignored.
+    r"""One GECO step; returns ``(beta, error_ema, num_updates)``. Non-finite errors are ignored.
 
     .. math::
         \bar r &\leftarrow \alpha \bar r + (1 - \alpha) r
@@ -291,12 +292,12 @@ def _geco_rule(
     computed in log space, so the exponential never overflows.
     """
     valid = xp.isfinite(error)
-    ema = xp.where(count == 0, error, alpha * error_ema + (1.0 - alpha) * error)
+    ema = xp.where(num_updates == 0, error, alpha * error_ema + (1.0 - alpha) * error)
     log_beta = xp.clip(xp.log(beta) + step_size * (goal - ema), log_min, log_max)
     return (
         xp.where(valid, xp.exp(log_beta), beta),
         xp.where(valid, ema, error_ema),
-        xp.where(valid, count + 1, count),
+        xp.where(valid, num_updates + 1, num_updates),
     )
 
 
@@ -353,7 +354,7 @@ def geco(
         return GECOState(
             beta=jnp.asarray(beta_init, dtype),
             error_ema=jnp.zeros((), dtype),
-            count=jnp.zeros((), jnp.int32),
+            num_updates=jnp.zeros((), jnp.int32),
         )
 
     def update(state: GECOState, recon_error: Any) -> GECOState:
@@ -385,14 +386,14 @@ class GECO:
     ):
         self._params, self.beta = _check_geco(goal, step_size, alpha, beta_init, beta_min, beta_max)
         self.error_ema = 0.0
-        self.count = 0
+        self.num_updates = 0
 
     def update(self, recon_error: Any) -> float:
         """Feeds one batch reconstruction error (number or 0-d tensor); returns new beta."""
-        self.beta, self.error_ema, self.count = _geco_rule(
+        self.beta, self.error_ema, self.num_updates = _geco_rule(
             self.beta,
             self.error_ema,
-            self.count,
+            self.num_updates,
             float(recon_error),
             **self._params,
             xp=PY_MATH,
@@ -400,12 +401,15 @@ class GECO:
         return self.beta
 
     def state_dict(self) -> dict[str, float]:
-        return {"beta": self.beta, "error_ema": self.error_ema, "count": self.count}
+        return {"beta": self.beta, "error_ema": self.error_ema, "num_updates": self.num_updates}
 
     def load_state_dict(self, state: dict[str, float]) -> None:
         self.beta = check_real("beta", state["beta"], 0.0, low_open=True)
         self.error_ema = check_real("error_ema", state["error_ema"])
-        self.count = check_count("count", state["count"], minimum=0)
+        self.num_updates = check_count("num_updates", state["num_updates"], minimum=0)
 
     def __repr__(self) -> str:
-        return f"GECO(beta={self.beta!r}, error_ema={self.error_ema!r}, count={self.count})"
+        return (
+            f"GECO(beta={self.beta!r}, error_ema={self.error_ema!r}, "
+            f"num_updates={self.num_updates})"
+        )
