@@ -7,6 +7,7 @@ host-side :class:`~kl_schedules.Annealer` share one definition of the maths.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -81,8 +82,6 @@ def resolve_shape(shape: str | ShapeFn, steepness: float = DEFAULT_STEEPNESS) ->
 
 
 def validate_steepness(steepness: float) -> None:
-    import math
-
     if isinstance(steepness, bool) or not isinstance(steepness, (int, float)):
         raise TypeError(f"steepness must be a real number > 0, got {steepness!r}")
     if not math.isfinite(steepness) or steepness <= 0:
