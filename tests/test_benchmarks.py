@@ -37,6 +37,18 @@ def test_runner_tiny_mode_writes_the_documented_json(tmp_path):
         assert isinstance(row["ratio"], float) and row["ratio"] > 0, name
     assert report["results"]["vectorized_eval"]["speedup_vs_numpy_loop"] > 0
     assert "train_step_overhead/annealer_state" in result.stdout  # the printed table
+    assert len(report["results"]["train_step_overhead/cyclical"]["per_process_ratios"]) == 1
+    assert report["results"]["scan_annealer/linear"]["floor_ratio"] > 0
+
+    table = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--markdown", str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    assert len(rows) == len(report["results"])
+    assert "| `vectorized_eval` | **" in table
 
 
 def test_fu_reference_loop_matches_the_formula_on_integer_grids():
