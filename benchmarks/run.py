@@ -28,9 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from kl_schedules import Annealer, annealing, cyclical_schedule, monotonic_schedule
-from kl_schedules._annealing import documented_weight
-from kl_schedules._backend import JAX_MATH, PY_MATH
+from kl_schedules import Annealer, AnnealerState, annealing, cyclical_schedule, monotonic_schedule
 
 
 def interleaved(fns: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
@@ -310,20 +308,22 @@ def bench_scan(size: dict) -> dict[str, Any]:
     runs["floor"] = (jax.jit(two_scalar_floor), (jnp.int32(0), jnp.bool_(True)))
     for shape in ("linear", "cosine", "logistic"):
         fns = annealing(total, shape, baseline=0.1)
-        weight = documented_weight(total, shape, 0.1, JAX_MATH)
-        host_weight = documented_weight(total, shape, 0.1, PY_MATH)
+        host = Annealer(total, shape, baseline=0.1)
 
         def ours(state, fns=fns):
             return jax.lax.scan(lambda s, _: (fns.step(s), fns.beta(s)), state, length=length)
 
-        def formula_only(c, weight=weight):
+        def formula_only(c, fns=fns):
             def body(c, _):
-                return c + 1, weight((c % total).astype(jnp.float32))
+                return c + 1, fns.beta(AnnealerState(c % total, jnp.bool_(False)))
 
             return jax.lax.scan(body, c, length=length)
 
         # The design not taken: beta read from a table of the T + 1 weights.
-        table = np.array([host_weight(float(t)) for t in range(total + 1)], np.float32)
+        table = np.empty(total + 1, np.float32)
+        for t in range(total + 1):
+            host.current_step = t
+            table[t] = host.beta
 
         def lookup_table(state, fns=fns, table=table):
             def body(s, _):

@@ -7,25 +7,35 @@
 from kl_schedules._annealer import Annealer
 from kl_schedules._annealing import AnnealerState, Annealing, annealing
 from kl_schedules._schedules import (
+    ConstantSchedule,
+    CyclicalSchedule,
+    MonotonicSchedule,
     Schedule,
     constant_schedule,
     cyclical_schedule,
+    from_dict,
     monotonic_schedule,
 )
 from kl_schedules._shapes import SHAPE_NAMES, cosine, linear, logistic
-
-__version__ = "0.1.0"
+from kl_schedules._validation import ArgumentTypeError
+from kl_schedules._version import __version__
 
 __all__ = [
     "SHAPE_NAMES",
     "Annealer",
     "AnnealerState",
     "Annealing",
+    "ArgumentTypeError",
+    "ConstantSchedule",
+    "CyclicalSchedule",
+    "MonotonicSchedule",
     "Schedule",
+    "__version__",
     "annealing",
     "constant_schedule",
     "cosine",
     "cyclical_schedule",
+    "from_dict",
     "linear",
     "logistic",
     "monotonic_schedule",

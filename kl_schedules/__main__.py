@@ -21,6 +21,7 @@ import numpy as np
 
 from kl_schedules._annealer import Annealer
 from kl_schedules._schedules import (
+    Schedule,
     constant_schedule,
     cyclical_schedule,
     monotonic_schedule,
@@ -131,6 +132,7 @@ def _series(args: argparse.Namespace) -> list[tuple[str, np.ndarray]]:
             if args.kind == "annealer":
                 values = _annealer_values(args, total, shape)
             else:
+                schedule: Schedule
                 if args.kind == "constant":
                     schedule = constant_schedule(args.value)
                 elif args.kind == "monotonic":

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+import sys
+from typing import Any
 
-from kl_schedules._annealing import check_shape_name, documented_weight
+from kl_schedules._annealing import documented_step, documented_weight
 from kl_schedules._backend import PY_MATH
+from kl_schedules._host import HostBeta, compiling
+from kl_schedules._shapes import check_shape
 from kl_schedules._validation import check_bool, check_count, check_real
 
-T = TypeVar("T")
+_STATE_KEYS = ("current_step", "total_steps", "shape", "baseline", "cyclical", "disable")
 
 
-class Annealer:
+class Annealer(HostBeta):
     r"""Stateful KL annealer with the documented ``vae-annealing`` API, defects removed.
 
     ``Annealer(total_steps, shape, baseline, cyclical, disable)`` multiplies a KL term by
@@ -20,8 +23,19 @@ class Annealer:
 
     where ``y`` is ``s/T`` (linear), ``(1 - cos(pi s/T))/2`` (cosine) or
     ``1/(1 + exp(T/2 - s))`` (logistic, not rescaled), ``s`` = ``current_step`` and ``T`` =
-    ``total_steps``. ``step()`` advances ``s`` by the rule of :func:`kl_schedules.annealing`
-    and gives the same numbers, computed in plain Python (no JAX call per step).
+    ``total_steps``. ``step()`` advances ``s`` by the rule of :func:`kl_schedules.annealing`;
+    both run the same two functions (``documented_step``, ``documented_weight``), here in
+    plain Python, with no JAX call per step.
+
+    Every public attribute is validated on assignment, so beta always lies in
+    ``[baseline, 1]``: ``current_step`` must be in ``[0, total_steps]``, and ``total_steps``
+    cannot be set below ``current_step`` (set ``current_step`` first). Errors are
+    ``ValueError`` (a wrong type raises an error that is both a ``TypeError`` and a
+    ``ValueError``).
+
+    Inside ``torch.compile``, ``annealer(kld)`` and ``annealer.beta`` read a 0-d tensor
+    that ``step()`` updates in place, so a compiled step never recompiles as beta changes.
+    The whole object pickles (``pickle``, ``copy.deepcopy``, ``torch.save``).
 
     Args:
       total_steps: ``T``, an integer >= 1 (Python, NumPy or torch integer, or integral float).
@@ -52,64 +66,111 @@ class Annealer:
         disable: bool = False,
     ) -> None:
         self._total_steps = check_count("total_steps", total_steps)
-        self._shape = check_shape_name(shape, allow_callable=False)
+        self._shape: str = check_shape(shape, allow_callable=False)  # type: ignore[assignment]
         self._baseline = check_real("baseline", baseline, 0.0, 1.0)
-        self.cyclical = check_bool("cyclical", cyclical)
-        self.disable = check_bool("disable", disable)
-        self.current_step = 0
-        self._rebuild()
+        self._cyclical = check_bool("cyclical", cyclical)
+        self._disable = check_bool("disable", disable)
+        self._step = 0
+        self._sync()
 
-    def _rebuild(self) -> None:
-        self._weight = documented_weight(self._total_steps, self._shape, self._baseline, PY_MATH)
+    def _sync(self) -> None:
+        self._set_beta(
+            documented_weight(self._step, self._total_steps, self._shape, self._baseline, PY_MATH)
+        )
+
+    # ---- validated public attributes -----------------------------------------------------
+
+    @property
+    def current_step(self) -> int:
+        """The step count ``s``, in ``[0, total_steps]``."""
+        return self._step
+
+    @current_step.setter
+    def current_step(self, value: int) -> None:
+        self._step = check_count("current_step", value, minimum=0, maximum=self._total_steps)
+        self._sync()
 
     @property
     def total_steps(self) -> int:
+        """``T``, an integer >= 1 and >= ``current_step``."""
         return self._total_steps
 
     @total_steps.setter
     def total_steps(self, value: int) -> None:
-        self._total_steps = check_count("total_steps", value)
-        self._rebuild()
+        value = check_count("total_steps", value)
+        if value < self._step:
+            raise ValueError(
+                f"total_steps must be >= current_step ({self._step}), got {value}; "
+                f"set current_step first"
+            )
+        self._total_steps = value
+        self._sync()
 
     @property
     def shape(self) -> str:
-        return self._shape  # type: ignore[return-value]
+        """``"linear"``, ``"cosine"`` or ``"logistic"``."""
+        return self._shape
 
     @shape.setter
     def shape(self, value: str) -> None:
-        self._shape = check_shape_name(value, allow_callable=False)
-        self._rebuild()
+        self._shape = check_shape(value, allow_callable=False)  # type: ignore[assignment]
+        self._sync()
 
     @property
     def baseline(self) -> float:
+        """The weight at step 0, in [0, 1]."""
         return self._baseline
 
     @baseline.setter
     def baseline(self, value: float) -> None:
         self._baseline = check_real("baseline", value, 0.0, 1.0)
-        self._rebuild()
+        self._sync()
 
     @property
-    def beta(self) -> float:
-        """The current weight ``w(current_step)`` (1.0 when disabled)."""
-        return 1.0 if self.disable else self._weight(self.current_step)
+    def cyclical(self) -> bool:
+        """Whether ``step()`` wraps to 0 on reaching ``total_steps``."""
+        return self._cyclical
 
-    def __call__(self, kld: T) -> T:
+    @cyclical.setter
+    def cyclical(self, value: bool) -> None:
+        self._cyclical = check_bool("cyclical", value)
+
+    @property
+    def disable(self) -> bool:
+        """When True, ``annealer(kld)`` returns ``kld`` unchanged and ``beta`` is 1."""
+        return self._disable
+
+    @disable.setter
+    def disable(self, value: bool) -> None:
+        self._disable = check_bool("disable", value)
+
+    # ---- the documented API ----------------------------------------------------------------
+
+    @property
+    def beta(self) -> Any:
+        """The current weight ``w(current_step)``: a float (1.0 when disabled); inside
+        ``torch.compile``, a 0-d float64 tensor holding it."""
+        if self._disable:
+            return 1.0
+        return self._compiled_beta() if compiling() else self._beta
+
+    def __call__(self, kld: Any) -> Any:
         """Returns ``kld * beta``; with ``disable=True``, ``kld`` itself."""
-        if self.disable:
+        if self._disable:
             return kld
-        return kld * self._weight(self.current_step)
+        torch = sys.modules.get("torch")
+        if torch is not None and isinstance(kld, torch.Tensor):
+            return self._beta_times(kld)
+        return kld * self._beta
 
     def step(self) -> None:
         """Advances one step: saturate at ``total_steps``, or wrap to 0 there when cyclical."""
-        if self.current_step < self._total_steps:
-            self.current_step += 1
-        if self.cyclical and self.current_step >= self._total_steps:
-            self.current_step = 0
+        self._step = documented_step(self._step, self._total_steps, self._cyclical, PY_MATH)
+        self._sync()
 
     def set_cyclical(self, value: bool) -> None:
         """Turns cyclical mode on or off; takes effect at the next ``step()``."""
-        self.cyclical = check_bool("value", value)
+        self._cyclical = check_bool("value", value)
 
     @property
     def cyclical_setter(self) -> Any:
@@ -120,37 +181,40 @@ class Annealer:
     def cyclical_setter(self, value: bool) -> None:
         self.set_cyclical(value)
 
+    # ---- checkpoints -------------------------------------------------------------------------
+
+    def _config(self) -> dict[str, Any]:
+        return {"total_steps": self._total_steps, "shape": self._shape}
+
     def state_dict(self) -> dict[str, Any]:
         """The complete state as plain, JSON-serialisable Python data."""
         return {
-            "current_step": self.current_step,
+            "current_step": self._step,
             "total_steps": self._total_steps,
             "shape": self._shape,
             "baseline": self._baseline,
-            "cyclical": self.cyclical,
-            "disable": self.disable,
+            "cyclical": self._cyclical,
+            "disable": self._disable,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restores a :meth:`state_dict`, validating every entry."""
-        missing = {"current_step", "total_steps", "shape", "baseline", "cyclical", "disable"}
-        missing -= set(state_dict)
+        """Restores a :meth:`state_dict`, validating every entry before changing anything."""
+        missing = set(_STATE_KEYS) - set(state_dict)
         if missing:
             raise ValueError(f"state_dict is missing keys {sorted(missing)}")
         total_steps = check_count("total_steps", state_dict["total_steps"])
-        self._total_steps = total_steps
-        self._shape = check_shape_name(state_dict["shape"], allow_callable=False)
-        self._baseline = check_real("baseline", state_dict["baseline"], 0.0, 1.0)
-        self.cyclical = check_bool("cyclical", state_dict["cyclical"])
-        self.disable = check_bool("disable", state_dict["disable"])
-        self.current_step = check_count(
-            "current_step", state_dict["current_step"], minimum=0, maximum=total_steps
-        )
-        self._rebuild()
+        shape = check_shape(state_dict["shape"], allow_callable=False)
+        baseline = check_real("baseline", state_dict["baseline"], 0.0, 1.0)
+        cyclical = check_bool("cyclical", state_dict["cyclical"])
+        disable = check_bool("disable", state_dict["disable"])
+        step = check_count("current_step", state_dict["current_step"], 0, total_steps)
+        self._total_steps, self._shape, self._baseline = total_steps, shape, baseline  # type: ignore[assignment]
+        self._cyclical, self._disable, self._step = cyclical, disable, step
+        self._sync()
 
     def __repr__(self) -> str:
         return (
             f"Annealer(total_steps={self._total_steps}, shape={self._shape!r}, "
-            f"baseline={self._baseline!r}, cyclical={self.cyclical}, disable={self.disable}, "
-            f"current_step={self.current_step})"
+            f"baseline={self._baseline!r}, cyclical={self._cyclical}, disable={self._disable}, "
+            f"current_step={self._step})"
         )

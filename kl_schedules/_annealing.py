@@ -1,4 +1,4 @@
-"""The documented stateful annealer as pure functions over an immutable pytree state."""
+"""The documented stateful annealer: its rule (written once) and its pure functional form."""
 
 from __future__ import annotations
 
@@ -7,18 +7,19 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+from jax.typing import ArrayLike
 
-from kl_schedules import _shapes
-from kl_schedules._backend import JAX_MATH, MathBackend
-from kl_schedules._shapes import SHAPE_NAMES, ShapeFn
-from kl_schedules._validation import check_count, check_real
+from kl_schedules._backend import JAX_MATH, MathBackend, float_dtype
+from kl_schedules._shapes import DEFAULT_STEEPNESS, SHAPES, ShapeFn, check_shape
+from kl_schedules._validation import ArgumentTypeError, check_count, check_real
+
+# ---- the rule, for both namespaces ---------------------------------------------------------
 
 
 def documented_weight(
-    total_steps: int, shape: str | ShapeFn, baseline: float, xp: MathBackend
-) -> Callable[[Any], Any]:
-    r"""The documented Annealer's weight as a function of the step ``s``.
+    step: Any, total_steps: int, shape: str | ShapeFn, baseline: float, xp: MathBackend
+) -> Any:
+    r"""The documented Annealer's weight at step ``s`` (a float, or a float array in ``xp``).
 
     .. math::
         y(s) &= s / T                         &&\text{linear} \\
@@ -26,33 +27,32 @@ def documented_weight(
         y(s) &= 1 / (1 + e^{T/2 - s})         &&\text{logistic (not rescaled)} \\
         w(s) &= y(s)\,(1 - b) + b
 
-    with :math:`T` = ``total_steps`` and :math:`b` = ``baseline``. ``xp`` is the math backend:
-    ``PY_MATH`` on the host (Python floats), ``JAX_MATH`` inside ``jit``. Arguments are
-    assumed validated.
+    with :math:`T` = ``total_steps`` and :math:`b` = ``baseline``. A callable shape gets
+    :math:`s / T`. :math:`s / T` is taken as exactly 1 at :math:`s = T` (under ``jit`` XLA
+    would compute it as :math:`s \cdot (1/T)`); the logistic is evaluated as
+    :math:`\sigma(s - T/2)`, which never overflows. Arguments are assumed validated.
     """
-    lift = 1.0 - baseline
-    half = total_steps / 2.0
-    if shape == "linear":
-        return lambda s: (s / total_steps) * lift + baseline
-    if shape == "cosine":
-        return lambda s: _shapes.cosine(s / total_steps, xp) * lift + baseline
     if shape == "logistic":
-        return lambda s: _shapes.raw_logistic(s - half, xp) * lift + baseline
-    assert callable(shape), shape  # names were handled above
-    return lambda s: shape(s / total_steps) * lift + baseline
+        y = xp.sigmoid(step - total_steps / 2.0)
+    else:
+        progress = xp.where(step >= total_steps, 1.0, step / total_steps)
+        y = shape(progress) if callable(shape) else SHAPES[shape](progress, DEFAULT_STEEPNESS, xp)
+    return y * (1.0 - baseline) + baseline
 
 
-def check_shape_name(shape: Any, allow_callable: bool) -> str | ShapeFn:
-    if isinstance(shape, str) and shape in SHAPE_NAMES:
-        return shape
-    if allow_callable and callable(shape) and not isinstance(shape, str):
-        return shape
-    allowed = f"one of {list(SHAPE_NAMES)}" + (
-        " or a callable p -> [0, 1]" if allow_callable else ""
-    )
-    if isinstance(shape, str):
-        raise ValueError(f"shape must be {allowed}, got {shape!r}")
-    raise TypeError(f"shape must be {allowed}, got {type(shape).__name__}: {shape!r}")
+def documented_step(step: Any, total_steps: int, cyclical: Any, xp: MathBackend) -> Any:
+    """The documented Annealer's ``step()`` on the step count ``s``::
+
+        s <- s + 1 if s < T else s
+        s <- 0 if cyclical and s >= T else s
+
+    so a plain annealer saturates at ``s = T`` and a cyclical one visits 0, 1, ..., T - 1, 0.
+    """
+    step = xp.where(step < total_steps, step + 1, step)
+    return xp.where(xp.logical_and(cyclical, step >= total_steps), 0 * step, step)
+
+
+# ---- pure functions over an immutable state ------------------------------------------------
 
 
 class AnnealerState(NamedTuple):
@@ -68,11 +68,15 @@ class AnnealerState(NamedTuple):
     cyclical: jax.Array
 
 
-def _check_flag(name: str, flag: Any) -> jax.Array:
+def _as_flag(name: str, flag: Any) -> jax.Array:
     """A bool, NumPy bool or bool array (traced allowed) as a bool scalar array."""
-    if isinstance(flag, (bool, np.bool_)) or getattr(flag, "dtype", None) == jnp.bool_:
+    if isinstance(flag, bool) or str(getattr(flag, "dtype", "")) == "bool":
+        if jnp.shape(flag) != ():
+            raise ValueError(f"{name} must be a scalar bool, got shape {jnp.shape(flag)}")
         return jnp.asarray(flag, dtype=jnp.bool_)
-    raise TypeError(f"{name} must be a bool or a bool array, got {type(flag).__name__}: {flag!r}")
+    raise ArgumentTypeError(
+        f"{name} must be a bool or a bool array, got {type(flag).__name__}: {flag!r}"
+    )
 
 
 class Annealing(NamedTuple):
@@ -81,7 +85,7 @@ class Annealing(NamedTuple):
     init: Callable[..., AnnealerState]
     step: Callable[[AnnealerState], AnnealerState]
     beta: Callable[[AnnealerState], jax.Array]
-    set_cyclical: Callable[[AnnealerState, Any], AnnealerState]
+    set_cyclical: Callable[[AnnealerState, ArrayLike], AnnealerState]
 
 
 def annealing(
@@ -89,15 +93,16 @@ def annealing(
 ) -> Annealing:
     r"""The documented stateful annealer, as pure functions over :class:`AnnealerState`.
 
-    Stepping rule (``s`` = ``state.step``, ``T`` = ``total_steps``)::
+    Stepping rule (``s`` = ``state.step``, ``T`` = ``total_steps``; see
+    :func:`documented_step`)::
 
         s <- s + 1 if s < T else s
         s <- 0 if state.cyclical and s >= T else s
 
     so a plain annealer saturates at ``s = T`` and a cyclical one visits 0, 1, ..., T - 1, 0.
-    Weight: see :func:`documented_weight` (linear ``s/T``, cosine, un-rescaled logistic
-    ``1/(1 + exp(T/2 - s))``, computed without overflow for any ``T``), lifted by
-    ``baseline``.
+    Weight (:func:`documented_weight`): linear ``s/T``, cosine, un-rescaled logistic
+    ``1/(1 + exp(T/2 - s))`` (without overflow for any ``T``), lifted by ``baseline``.
+    The host :class:`~kl_schedules.Annealer` runs the same two functions in plain Python.
 
     Args:
       total_steps: ``T``, an integer >= 1.
@@ -122,26 +127,24 @@ def annealing(
       [0.0, 0.25, 0.5, 0.75, 0.0, 0.25]
     """
     total_steps = check_count("total_steps", total_steps)
-    shape = check_shape_name(shape, allow_callable=True)
+    shape = check_shape(shape)
     baseline = check_real("baseline", baseline, 0.0, 1.0)
-    weight = documented_weight(total_steps, shape, baseline, JAX_MATH)
 
-    def init(cyclical: Any = False) -> AnnealerState:
+    def init(cyclical: ArrayLike = False) -> AnnealerState:
         return AnnealerState(
-            step=jnp.zeros((), dtype=jnp.int32), cyclical=_check_flag("cyclical", cyclical)
+            step=jnp.zeros((), dtype=jnp.int32), cyclical=_as_flag("cyclical", cyclical)
         )
 
     def step(state: AnnealerState) -> AnnealerState:
-        s = state.step
-        s = jnp.where(s < total_steps, s + 1, s)
-        s = jnp.where(state.cyclical & (s >= total_steps), jnp.zeros_like(s), s)
-        return state._replace(step=s)
+        return state._replace(
+            step=documented_step(state.step, total_steps, state.cyclical, JAX_MATH)
+        )
 
     def beta(state: AnnealerState) -> jax.Array:
-        s = jnp.asarray(state.step).astype(jnp.result_type(float))
-        return weight(s)
+        s = jnp.asarray(state.step).astype(float_dtype())
+        return documented_weight(s, total_steps, shape, baseline, JAX_MATH)
 
-    def set_cyclical(state: AnnealerState, flag: Any) -> AnnealerState:
-        return state._replace(cyclical=_check_flag("flag", flag))
+    def set_cyclical(state: AnnealerState, flag: ArrayLike) -> AnnealerState:
+        return state._replace(cyclical=_as_flag("flag", flag))
 
     return Annealing(init=init, step=step, beta=beta, set_cyclical=set_cyclical)

@@ -1,8 +1,16 @@
-"""Two math namespaces with one interface: ``JAX_MATH`` (jax.numpy, traceable) and
-``PY_MATH`` (Python floats, ~0.1 us per op, no JAX dispatch).
+"""Private: two math namespaces with one interface, and the float dtype rule.
 
-Formulas that run both inside ``jit`` and on a host per-step path (ramp shapes, the
-documented annealer, the feedback controllers) are written once against this interface.
+Contract. A formula that must run both inside ``jax.jit`` and on a host per-step path (the
+ramp shapes, the documented annealer's weight and stepping rule, the PI and GECO updates)
+is written once as a function taking an ``xp`` argument, and called with
+
+- ``JAX_MATH``: ``jax.numpy`` functions; arguments may be traced arrays; or
+- ``PY_MATH``: the same operations on Python numbers (about 0.1 us each, no JAX dispatch).
+
+Only the operations of :class:`MathBackend` may be used on values, plus the arithmetic and
+comparison operators. ``where(c, x, y)`` evaluates both branches in both namespaces, so both
+must be safe to compute (no division by zero, no overflow) for every input. ``xp`` never
+appears in a public signature.
 """
 
 from __future__ import annotations
@@ -12,6 +20,16 @@ from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
+
+
+def float_dtype() -> Any:
+    """The float dtype of every result: float32, or float64 when ``jax_enable_x64`` is on.
+
+    Called at call time (never cached at construction), so a schedule or controller built
+    before ``jax.config.update("jax_enable_x64", True)`` follows the setting in force when
+    it is evaluated.
+    """
+    return jnp.result_type(float)
 
 
 class MathBackend(Protocol):

@@ -1,17 +1,17 @@
 """Ramp shapes: maps from progress ``p`` in [0, 1] to a weight in [0, 1].
 
-Every shape is written once, against a small math namespace (``JAX_MATH`` for traced
-arrays, ``PY_MATH`` for Python floats on the host), so that the jitted schedules and the
-host-side :class:`~kl_schedules.Annealer` share one definition of the maths.
+Every shape is written once against a math namespace (see ``_backend``), so the jitted
+schedules and the host :class:`~kl_schedules.Annealer` share one definition of the maths.
+``SHAPES`` is the one registry of shape names.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 from kl_schedules._backend import JAX_MATH, MathBackend
+from kl_schedules._validation import ArgumentTypeError, check_real
 
 ShapeFn = Callable[[Any], Any]
 
@@ -19,18 +19,40 @@ ShapeFn = Callable[[Any], Any]
 DEFAULT_STEEPNESS = 12.0
 
 
-def linear(p: Any, xp: MathBackend = JAX_MATH) -> Any:
-    r"""Linear ramp: :math:`f(p) = p`."""
-    del xp
+def _linear(p: Any, steepness: float, xp: MathBackend) -> Any:
+    del steepness, xp
     return p
 
 
-def cosine(p: Any, xp: MathBackend = JAX_MATH) -> Any:
-    r"""Cosine ramp: :math:`f(p) = (1 - \cos(\pi p)) / 2`, so f(0) = 0 and f(1) = 1."""
+def _cosine(p: Any, steepness: float, xp: MathBackend) -> Any:
+    del steepness
     return (1.0 - xp.cos(xp.pi * p)) / 2.0
 
 
-def logistic(p: Any, steepness: float = DEFAULT_STEEPNESS, xp: MathBackend = JAX_MATH) -> Any:
+def _logistic(p: Any, steepness: float, xp: MathBackend) -> Any:
+    return 0.5 * (1.0 + xp.tanh(steepness * (p - 0.5) / 2.0) / xp.tanh(steepness / 4.0))
+
+
+#: The shape registry: name -> ``f(p, steepness, xp)``, written once for both namespaces.
+SHAPES: dict[str, Callable[[Any, float, MathBackend], Any]] = {
+    "linear": _linear,
+    "cosine": _cosine,
+    "logistic": _logistic,
+}
+SHAPE_NAMES = tuple(SHAPES)
+
+
+def linear(p: Any) -> Any:
+    r"""Linear ramp: :math:`f(p) = p`."""
+    return _linear(p, DEFAULT_STEEPNESS, JAX_MATH)
+
+
+def cosine(p: Any) -> Any:
+    r"""Cosine ramp: :math:`f(p) = (1 - \cos(\pi p)) / 2`, so f(0) = 0 and f(1) = 1."""
+    return _cosine(p, DEFAULT_STEEPNESS, JAX_MATH)
+
+
+def logistic(p: Any, steepness: float = DEFAULT_STEEPNESS) -> Any:
     r"""Logistic ramp rescaled to hit 0 and 1 exactly.
 
     .. math::
@@ -41,48 +63,32 @@ def logistic(p: Any, steepness: float = DEFAULT_STEEPNESS, xp: MathBackend = JAX
     odd and both tanh values are computed in the same precision, f(0) = 0 and f(1) = 1
     exactly. ``k`` (``steepness``) is in units of the whole ramp.
     """
-    return 0.5 * (1.0 + xp.tanh(steepness * (p - 0.5) / 2.0) / xp.tanh(steepness / 4.0))
+    return _logistic(p, steepness, JAX_MATH)
 
 
-def raw_logistic(steps_from_centre: Any, xp: MathBackend = JAX_MATH) -> Any:
-    r"""The documented Annealer's un-rescaled logistic, :math:`1 / (1 + e^{T/2 - s})`.
-
-    Takes ``s - T/2`` (steepness one per step) and evaluates :math:`\sigma(s - T/2)` in a
-    form that never overflows.
-    """
-    return xp.sigmoid(steps_from_centre)
+def check_steepness(steepness: Any) -> float:
+    return check_real("steepness", steepness, 0.0, low_open=True)
 
 
-SHAPE_NAMES = ("linear", "cosine", "logistic")
-
-
-def resolve_shape(shape: str | ShapeFn, steepness: float = DEFAULT_STEEPNESS) -> ShapeFn:
-    """Returns the JAX ramp ``p -> [0, 1]`` for a shape name or a user callable.
-
-    Raises:
-      ValueError: ``shape`` is a string that names no shape, or ``steepness`` is not a
-        finite number > 0.
-      TypeError: ``shape`` is neither a string nor callable.
-    """
-    validate_steepness(steepness)
-    if isinstance(shape, str):
-        if shape == "linear":
-            return linear
-        if shape == "cosine":
-            return cosine
-        if shape == "logistic":
-            return lambda p: logistic(p, steepness)
-        raise ValueError(f"shape must be one of {list(SHAPE_NAMES)} or a callable, got {shape!r}")
-    if callable(shape):
+def check_shape(shape: Any, *, allow_callable: bool = True) -> str | ShapeFn:
+    """Returns ``shape`` if it names a registered shape (or, if allowed, is callable)."""
+    if isinstance(shape, str) and shape in SHAPES:
         return shape
-    raise TypeError(
-        f"shape must be one of {list(SHAPE_NAMES)} or a callable p -> [0, 1], "
-        f"got {type(shape).__name__}: {shape!r}"
+    if allow_callable and callable(shape) and not isinstance(shape, str):
+        return shape
+    allowed = f"one of {list(SHAPE_NAMES)}" + (
+        " or a callable p -> [0, 1]" if allow_callable else ""
     )
+    if isinstance(shape, str):
+        raise ValueError(f"shape must be {allowed}, got {shape!r}")
+    raise ArgumentTypeError(f"shape must be {allowed}, got {type(shape).__name__}: {shape!r}")
 
 
-def validate_steepness(steepness: float) -> None:
-    if isinstance(steepness, bool) or not isinstance(steepness, (int, float)):
-        raise TypeError(f"steepness must be a real number > 0, got {steepness!r}")
-    if not math.isfinite(steepness) or steepness <= 0:
-        raise ValueError(f"steepness must be a finite number > 0, got {steepness!r}")
+def ramp_function(
+    shape: str | ShapeFn, steepness: float = DEFAULT_STEEPNESS, xp: MathBackend = JAX_MATH
+) -> ShapeFn:
+    """The ramp ``p -> [0, 1]`` of a checked shape name (in namespace ``xp``) or a callable."""
+    if not isinstance(shape, str):
+        return shape
+    formula = SHAPES[shape]
+    return lambda p: formula(p, steepness, xp)

@@ -1,4 +1,12 @@
-"""Eager argument checks shared by every factory: each error names the argument."""
+"""Eager argument checks, in one place for every factory and host object.
+
+Every check names the argument, the value and what is allowed. One rule for NumPy: NumPy
+scalars and 0-d arrays are accepted wherever the Python type is (``np.int64`` as a count,
+``np.float32`` as a real, ``np.bool_`` as a flag); a bool is never a number, and a number is
+never a flag. A wrong *type* raises :class:`ArgumentTypeError`, which is both a
+``TypeError`` and a ``ValueError``, so code written for the original ``Annealer`` (which
+raised ``ValueError`` for everything) still catches it.
+"""
 
 from __future__ import annotations
 
@@ -10,30 +18,54 @@ from typing import Any
 INT32_MAX = 2**31 - 1
 
 
-def check_count(name: str, value: Any, minimum: int = 1, maximum: int = INT32_MAX) -> int:
-    """Returns ``value`` as a Python int in [minimum, maximum] or raises naming ``name``.
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong type; ``except TypeError`` and ``except ValueError`` catch it."""
 
-    Accepts Python, NumPy and torch integers and integral floats (``5.0``); rejects bools,
-    strings, non-integral or non-finite floats.
+
+def _is_bool(value: Any) -> bool:
+    """Python and NumPy bools, and 0-d bool arrays of any framework (by their dtype)."""
+    if isinstance(value, bool):
+        return True
+    dtype = getattr(value, "dtype", None)
+    return dtype is not None and str(dtype) in ("bool", "torch.bool")
+
+
+def _describe(value: Any) -> str:
+    return f"{type(value).__name__}: {value!r}"
+
+
+def check_count(name: str, value: Any, minimum: int = 1, maximum: int = INT32_MAX) -> int:
+    """Returns ``value`` as a Python int in ``[minimum, maximum]`` or raises naming ``name``.
+
+    Accepts Python, NumPy and torch integers, 0-d integer arrays and integral floats
+    (``5.0``); rejects bools, strings, non-integral or non-finite floats.
     """
-    if isinstance(value, bool) or getattr(value, "dtype", None) == "bool":
-        raise TypeError(f"{name} must be an integer, got bool {value!r}")
-    if isinstance(value, (str, bytes)):
-        raise TypeError(f"{name} must be an integer, got string {value!r}")
+    if _is_bool(value) or isinstance(value, (str, bytes)):
+        raise ArgumentTypeError(f"{name} must be an integer, got {_describe(value)}")
     try:
         result = operator.index(value)
     except TypeError:
-        if isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer():
-            result = int(float(value))
-        elif isinstance(value, numbers.Real):
+        real = _as_real(value)
+        if real is None:
+            raise ArgumentTypeError(f"{name} must be an integer, got {_describe(value)}") from None
+        if not (math.isfinite(real) and real.is_integer()):
             raise ValueError(f"{name} must be an integer, got {value!r}") from None
-        else:
-            raise TypeError(
-                f"{name} must be an integer, got {type(value).__name__}: {value!r}"
-            ) from None
+        result = int(real)
     if not minimum <= result <= maximum:
         raise ValueError(f"{name} must be an integer in [{minimum}, {maximum}], got {value!r}")
     return result
+
+
+def _as_real(value: Any) -> float | None:
+    """A finite-or-not Python float for a real number (incl. 0-d arrays), else None."""
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if getattr(value, "shape", None) == ():
+        try:
+            return float(value)  # 0-d NumPy / torch / JAX values
+        except (TypeError, ValueError, RuntimeError):
+            return None
+    return None
 
 
 def check_real(
@@ -46,16 +78,11 @@ def check_real(
     high_open: bool = False,
 ) -> float:
     """Returns ``value`` as a finite Python float inside the given interval or raises."""
-    if isinstance(value, (bool, str, bytes)):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}: {value!r}")
-    if not isinstance(value, numbers.Real):
-        try:
-            value = float(value)  # NumPy / torch / JAX 0-d values
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"{name} must be a real number, got {type(value).__name__}: {value!r}"
-            ) from None
-    result = float(value)
+    if _is_bool(value) or isinstance(value, (str, bytes)):
+        raise ArgumentTypeError(f"{name} must be a real number, got {_describe(value)}")
+    result = _as_real(value)
+    if result is None:
+        raise ArgumentTypeError(f"{name} must be a real number, got {_describe(value)}")
     too_low = result <= low if low_open else result < low
     too_high = result >= high if high_open else result > high
     if not math.isfinite(result) or too_low or too_high:
@@ -65,6 +92,21 @@ def check_real(
 
 
 def check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}: {value!r}")
+    """Returns a Python bool for a Python or NumPy bool (or a concrete 0-d bool array)."""
+    if not _is_bool(value) or getattr(value, "shape", ()) != ():
+        raise ArgumentTypeError(f"{name} must be a bool, got {_describe(value)}")
+    try:
+        return bool(value)
+    except Exception:  # a traced JAX bool has no concrete value
+        raise ArgumentTypeError(
+            f"{name} must be a concrete bool here, got a traced value {value!r}"
+        ) from None
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """Returns ``value`` if it is one of the strings ``choices``, else raises."""
+    if not isinstance(value, str):
+        raise ArgumentTypeError(f"{name} must be one of {list(choices)}, got {_describe(value)}")
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
     return value

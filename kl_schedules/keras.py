@@ -5,34 +5,75 @@ Importing this module imports keras; ``import kl_schedules`` does not.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-import keras
+try:
+    import keras
+except ImportError as error:  # pragma: no cover - exercised where keras is absent
+    raise ImportError(
+        "kl_schedules.keras needs Keras 3: pip install 'kl_schedules[keras]'"
+    ) from error
 import numpy as np
 
 from kl_schedules._annealer import Annealer
 from kl_schedules._schedules import schedule_values_from
+from kl_schedules._validation import ArgumentTypeError, check_choice
 
 __all__ = ["KLAnnealingCallback"]
 
 _BLOCK = 4096  # schedule values computed per vectorised call
+
+_UNTRACKED = (
+    "with the JAX backend a compiled train step sees only the model's own variables, and "
+    "beta could not be attached to this model ({reason}). Create beta inside the model "
+    "instead, e.g. `self.beta = keras.Variable(0.0, trainable=False)` in its __init__ (or "
+    "in a layer's), read it in the loss, and pass `model.beta` to KLAnnealingCallback"
+)
+
+
+class _BetaHolder(keras.layers.Layer):
+    """A weightless-looking layer that carries ``beta`` into a model's state during ``fit``.
+
+    It is a child layer rather than a variable of the model itself, so a checkpoint written
+    during ``fit`` still loads into a fresh model that has no such child.
+    """
+
+    def __init__(self, beta: keras.Variable) -> None:
+        super().__init__(name="kl_schedules_beta", trainable=False)
+        self._track_variable(beta)
+        self.built = True
+
+
+def _tracks(model: Any, variable: Any) -> bool:
+    return any(v is variable for v in model.non_trainable_variables)
 
 
 class KLAnnealingCallback(keras.callbacks.Callback):
     """Sets a non-trainable ``keras.Variable`` ``beta`` from a schedule during ``fit``.
 
     The loss must read ``beta`` (a variable), not a Python float: a float is frozen into
-    the compiled train step. With the JAX backend the variable must also be tracked by the
-    model (e.g. an attribute of the model or of one of its layers), since a compiled JAX
-    step sees only the model's own state; the callback checks this at ``on_train_begin``.
+    the compiled train step. The variable may live anywhere, inside the model or outside
+    it (a module-level ``beta`` read by a loss function). With the JAX backend a compiled
+    step sees only the model's own state, so for the duration of ``fit`` the callback
+    attaches an outside ``beta`` to the model (as a small child layer, removed at the end
+    of training), before the train step is compiled.
+
+    With ``update="batch"`` the schedule's step is the optimizer's iteration count, read
+    before each execution of the train function: beta follows the optimizer, also with
+    ``steps_per_execution > 1`` (beta is then constant within an execution of that many
+    steps), and a resumed ``fit`` (a new callback, ``initial_epoch``, the same or a
+    restored optimizer) continues the schedule where it was. With ``update="epoch"`` the
+    step is the epoch index.
 
     Args:
-      beta: a non-trainable ``keras.Variable`` (scalar) that the loss multiplies the KL by.
+      beta: a non-trainable scalar ``keras.Variable`` that the loss multiplies the KL by.
       schedule: any ``optax.Schedule`` (``step -> beta``; evaluated on the host in blocks of
         4096 steps, one vectorised call each, so no JAX dispatch per batch), or an
-        :class:`~kl_schedules.Annealer` (its ``beta`` is used and ``step()`` called after
-        each batch or epoch).
-      update: ``"batch"`` (step = global batch count, the default) or ``"epoch"`` (step =
+        :class:`~kl_schedules.Annealer`, which is stepped once per optimizer step
+        (``"batch"``) or per epoch (``"epoch"``) and carries its own state: restore it with
+        ``load_state_dict`` to resume.
+      update: ``"batch"`` (step = optimizer iterations, the default) or ``"epoch"`` (step =
         epoch index).
 
     Examples:
@@ -46,28 +87,72 @@ class KLAnnealingCallback(keras.callbacks.Callback):
     def __init__(self, beta: keras.Variable, schedule: Any, update: str = "batch") -> None:
         super().__init__()
         if not isinstance(beta, keras.Variable):
-            raise TypeError(f"beta must be a keras.Variable, got {type(beta).__name__}")
+            raise ArgumentTypeError(f"beta must be a keras.Variable, got {type(beta).__name__}")
         if beta.trainable:
             raise ValueError("beta must be a non-trainable keras.Variable (trainable=False)")
-        if update not in ("batch", "epoch"):
-            raise ValueError(f"update must be 'batch' or 'epoch', got {update!r}")
+        if tuple(beta.shape) != ():
+            raise ValueError(f"beta must be a scalar keras.Variable, got shape {beta.shape}")
+        self.update = check_choice("update", update, ("batch", "epoch"))
         if not callable(schedule):
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"schedule must be callable (step -> beta) or an Annealer, got "
                 f"{type(schedule).__name__}"
             )
         self.beta = beta
         self.schedule = schedule
-        self.update = update
         self.step = 0
-        self.last_beta = float("nan")
+        self.last_beta = math.nan
+        self._holder: _BetaHolder | None = None
+        self._last_iteration: int | None = None
         self._block_start = -1
         self._block = np.empty(0)
+
+    # ---- making the compiled step see beta ------------------------------------------------
+
+    def set_model(self, model: Any) -> None:
+        super().set_model(model)
+        # fit calls this before it builds its train function: attach beta now.
+        if keras.backend.backend() == "jax" and not _tracks(model, self.beta):
+            self._attach(model)
+
+    def _attach(self, model: Any) -> None:
+        try:
+            holder = _BetaHolder(self.beta)
+            tracker = model._tracker
+            was_locked = tracker.locked
+            tracker.unlock()
+            try:
+                tracker.add_to_store("layers", holder)
+            finally:
+                if was_locked:
+                    tracker.lock()
+        except Exception as error:
+            raise ValueError(
+                _UNTRACKED.format(reason=f"{type(error).__name__}: {error}")
+            ) from error
+        if not _tracks(model, self.beta):
+            raise ValueError(_UNTRACKED.format(reason="it is still not among its variables"))
+        self._holder = holder
+
+    def _detach(self) -> None:
+        if self._holder is None:
+            return
+        tracker = self._model._tracker
+        was_locked = tracker.locked
+        tracker.unlock()
+        try:
+            tracker.untrack(self._holder)
+        finally:
+            if was_locked:
+                tracker.lock()
+        self._holder = None
+
+    # ---- the schedule -------------------------------------------------------------------
 
     def value_at(self, step: int) -> float:
         """The schedule's beta at ``step`` (from the cached block, refilled when needed)."""
         if isinstance(self.schedule, Annealer):
-            return self.schedule.beta
+            return float(self.schedule.beta)
         offset = step - self._block_start
         if self._block_start < 0 or not 0 <= offset < len(self._block):
             self._block_start = step
@@ -75,41 +160,41 @@ class KLAnnealingCallback(keras.callbacks.Callback):
             offset = 0
         return float(self._block[offset])
 
-    def _set(self) -> None:
-        _ = self.model  # with JAX, syncs the trainer's state so the assignment is seen
+    def _follow_optimizer(self, model: Any) -> int:
+        """The optimizer's iteration count; an Annealer schedule is stepped to match it."""
+        iteration = int(keras.ops.convert_to_numpy(model.optimizer.iterations.value))
+        if isinstance(self.schedule, Annealer) and self._last_iteration is not None:
+            for _ in range(max(0, iteration - self._last_iteration)):
+                self.schedule.step()
+        self._last_iteration = iteration
+        return iteration
+
+    def _set(self, step: int | None) -> None:
+        model = self.model  # with JAX, syncs the trainer's state so the assignment is seen
+        self.step = self._follow_optimizer(model) if step is None else step
         self.last_beta = self.value_at(self.step)
         self.beta.assign(self.last_beta)
 
-    def _advance(self) -> None:
-        self.step += 1
-        if isinstance(self.schedule, Annealer):
-            self.schedule.step()
-
     def on_train_begin(self, logs: Any = None) -> None:
-        if keras.backend.backend() == "jax":
-            tracked = {id(v) for v in self.model.non_trainable_variables}
-            if id(self.beta) not in tracked:
-                raise ValueError(
-                    "with the JAX backend, beta must be tracked by the model (assign it as an "
-                    "attribute of the model or of a layer), or the compiled train step will "
-                    "never see its new values"
-                )
+        self._last_iteration = None
+        if self.update == "batch":
+            self._follow_optimizer(self.model)  # an Annealer is at this iteration now
 
     def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
         if self.update == "batch":
-            self._set()
-
-    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-        if self.update == "batch":
-            self._advance()
+            self._set(None)
 
     def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
         if self.update == "epoch":
-            self.step = epoch  # a schedule of the epoch index (initial_epoch respected)
-            self._set()
+            self._set(epoch)  # a schedule of the epoch index (initial_epoch respected)
 
     def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
         if self.update == "epoch" and isinstance(self.schedule, Annealer):
             self.schedule.step()
         if logs is not None:
             logs["beta"] = self.last_beta
+
+    def on_train_end(self, logs: Any = None) -> None:
+        if self.update == "batch":
+            self._follow_optimizer(self.model)  # count the steps of the last execution
+        self._detach()

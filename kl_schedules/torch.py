@@ -1,6 +1,8 @@
 """PyTorch adapter: the documented ``Annealer`` and a ``VAELoss`` with both terms on one scale.
 
-Importing this module imports torch; ``import kl_schedules`` does not.
+Importing this module imports torch; ``import kl_schedules`` does not. It also lets
+``torch.load`` rebuild whole ``Annealer``, ``PIController`` and ``GECO`` objects with its
+default ``weights_only=True`` (their pickled state is plain, validated data).
 """
 
 from __future__ import annotations
@@ -10,7 +12,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from kl_schedules._annealer import Annealer
+from kl_schedules._host import _allow_in_weights_only_load
 from kl_schedules.control import gaussian_kl
+
+_allow_in_weights_only_load(torch)
 
 __all__ = ["Annealer", "VAELoss", "gaussian_kl"]
 

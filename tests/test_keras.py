@@ -1,4 +1,8 @@
-"""KLAnnealingCallback inside a compiled model.fit (JAX backend): the loss sees beta change."""
+"""KLAnnealingCallback in compiled model.fit (JAX backend), the way users write it.
+
+Every test reads the beta the compiled loss actually used, per optimizer step, through a
+``jax.debug.callback`` inside the loss: never the variable from outside.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +13,26 @@ import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 keras = pytest.importorskip("keras")
+jax = pytest.importorskip("jax")
 
 from kl_schedules import Annealer, cyclical_schedule, monotonic_schedule  # noqa: E402
 from kl_schedules.keras import KLAnnealingCallback  # noqa: E402
 
+BATCH, SAMPLES = 8, 64  # 8 optimizer steps per epoch
+
+
+SEEN: list[float] = []  # the betas the compiled losses used, one entry per train step
+
+
+def record(beta_value):
+    jax.debug.callback(lambda v: SEEN.append(float(v)), beta_value, ordered=True)
+
 
 class BetaProbe(keras.Model):
-    """Loss = beta * 2.0 exactly (the weight has no effect on it); records nothing else."""
+    """A model that owns its beta; its loss is ``2 beta`` and logs the beta it used."""
 
-    def __init__(self):
-        super().__init__()
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
         self.dense = keras.layers.Dense(1)
         self.beta = keras.Variable(0.0, trainable=False, name="beta")
 
@@ -26,50 +40,186 @@ class BetaProbe(keras.Model):
         return self.dense(x)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        record(self.beta.value)
         return self.beta * 2.0 + 0.0 * keras.ops.sum(y_pred)
 
 
-def fit(schedule, update, epochs=3, batches=4):
-    model = BetaProbe()
-    model.compile(optimizer="sgd", jit_compile=True)
-    callback = KLAnnealingCallback(model.beta, schedule, update=update)
-    data = np.ones((batches * 8, 2), dtype="float32")
-    history = model.fit(
-        data, epochs=epochs, batch_size=8, verbose=0, callbacks=[callback], shuffle=False
+# A beta defined outside any model, as users (and the README) write it.
+outside_beta = keras.Variable(0.0, trainable=False, name="outside_beta")
+
+
+class OutsideBetaModel(keras.Model):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(1)
+
+    def call(self, x):
+        return self.dense(x)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        record(outside_beta.value)
+        return outside_beta * 2.0 + 0.0 * keras.ops.sum(y_pred)
+
+
+def functional_model_with_outside_beta():
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+
+    def loss(y_true, y_pred):
+        record(outside_beta.value)
+        return outside_beta * 2.0 + 0.0 * keras.ops.sum(y_pred)
+
+    return model, loss
+
+
+def data():
+    return np.ones((SAMPLES, 2), "float32"), np.ones((SAMPLES, 1), "float32")
+
+
+def fit(model, callback, epochs=2, initial_epoch=0, recompile=True, **compile_kwargs):
+    if recompile:
+        model.compile(**{"optimizer": "sgd", **compile_kwargs})
+    x, y = data()
+    return model.fit(
+        x,
+        y,
+        batch_size=BATCH,
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        verbose=0,
+        callbacks=[callback],
+        shuffle=False,
     )
-    return history.history, model, callback
 
 
-def test_per_batch_updates_reach_the_compiled_loss():
-    assert keras.backend.backend() == "jax"
-    history, model, _ = fit(monotonic_schedule(total_steps=8), "batch")
-    betas = [min(t / 8, 1.0) for t in range(12)]
-    # Keras reports the running mean of the per-batch loss over each epoch
-    expected = [2.0 * np.mean(betas[4 * e : 4 * e + 4]) for e in range(3)]
-    np.testing.assert_allclose(history["loss"], expected, rtol=1e-5)
-    assert float(model.beta.value) == pytest.approx(1.0)
-    assert history["beta"] == pytest.approx([betas[3], betas[7], betas[11]])
+def linear(t, total=32):
+    return min(t / total, 1.0)
+
+
+def iterations(model):
+    return int(model.optimizer.iterations.value)
+
+
+@pytest.fixture(autouse=True)
+def reset():
+    outside_beta.assign(0.0)
+    SEEN.clear()
+
+
+def test_per_step_betas_follow_the_optimizer():
+    model = BetaProbe()
+    history = fit(model, KLAnnealingCallback(model.beta, monotonic_schedule(32)), jit_compile=True)
+    np.testing.assert_allclose(SEEN, [linear(t) for t in range(16)], atol=1e-7)
+    assert history.history["beta"] == pytest.approx([linear(7), linear(15)])
+    assert iterations(model) == 16
+
+
+def test_steps_per_execution_advances_at_the_optimizers_pace():
+    model = BetaProbe()
+    callback = KLAnnealingCallback(model.beta, monotonic_schedule(32))
+    fit(model, callback, epochs=3, steps_per_execution=4)
+    # beta is set before each execution of 4 steps, from the optimizer's iteration count
+    expected = [linear(4 * (t // 4)) for t in range(24)]
+    np.testing.assert_allclose(SEEN, expected, atol=1e-7)
+    assert callback.step == 20
+
+
+def test_resumed_fit_with_a_new_callback_continues_the_schedule():
+    model = BetaProbe()
+    schedule = cyclical_schedule(period=12, ratio=0.5)
+    fit(model, KLAnnealingCallback(model.beta, schedule), epochs=2)
+    fit(
+        model, KLAnnealingCallback(model.beta, schedule), epochs=4, initial_epoch=2, recompile=False
+    )
+    expected = [min((t % 12) / 6, 1.0) for t in range(32)]
+    np.testing.assert_allclose(SEEN, expected, atol=1e-7)
+
+
+def test_resumed_fit_from_a_restored_model_and_optimizer(tmp_path):
+    model = OutsideBetaModel()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    fit(model, KLAnnealingCallback(outside_beta, monotonic_schedule(32)), recompile=False)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    restored = keras.models.load_model(path, custom_objects={"OutsideBetaModel": OutsideBetaModel})
+    assert iterations(restored) == 16
+    fit(
+        restored,
+        KLAnnealingCallback(outside_beta, monotonic_schedule(32)),
+        epochs=4,
+        initial_epoch=2,
+        recompile=False,
+    )
+    np.testing.assert_allclose(SEEN, [linear(t) for t in range(32)], atol=1e-7)
+
+
+@pytest.mark.parametrize("steps_per_execution", [1, 3])
+def test_beta_defined_outside_the_model_reaches_the_compiled_step(steps_per_execution):
+    model = OutsideBetaModel()
+    fit(
+        model,
+        KLAnnealingCallback(outside_beta, monotonic_schedule(32)),
+        jit_compile=True,
+        steps_per_execution=steps_per_execution,
+    )
+    k = steps_per_execution  # executions of k steps restart at each epoch's first step
+    starts = [8 * (t // 8) + k * ((t % 8) // k) for t in range(16)]
+    np.testing.assert_allclose(SEEN, [linear(s) for s in starts], atol=1e-7)
+    # only for the duration of fit: the model's variables are unchanged afterwards
+    assert all(v is not outside_beta for v in model.variables)
+
+
+def test_beta_outside_a_functional_model_with_a_loss_function():
+    model, loss = functional_model_with_outside_beta()
+    fit(model, KLAnnealingCallback(outside_beta, monotonic_schedule(32)), loss=loss)
+    np.testing.assert_allclose(SEEN, [linear(t) for t in range(16)], atol=1e-7)
+
+
+def test_run_eagerly_raises_no_false_error():
+    model = OutsideBetaModel()
+    fit(model, KLAnnealingCallback(outside_beta, monotonic_schedule(32)), run_eagerly=True)
+    np.testing.assert_allclose(SEEN, [linear(t) for t in range(16)], atol=1e-7)
+
+
+def test_checkpoints_written_during_fit_load_into_a_fresh_model(tmp_path):
+    model = OutsideBetaModel()
+    checkpoint = keras.callbacks.ModelCheckpoint(
+        tmp_path / "ckpt.weights.h5", save_weights_only=True
+    )
+    model.compile(optimizer="sgd")
+    x, y = data()
+    callback = KLAnnealingCallback(outside_beta, monotonic_schedule(32))
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[callback, checkpoint])
+    fresh = OutsideBetaModel()
+    fresh(x[:1])
+    fresh.load_weights(tmp_path / "ckpt.weights.h5")
+    np.testing.assert_allclose(fresh.dense.kernel.numpy(), model.dense.kernel.numpy())
 
 
 def test_per_epoch_updates_with_cyclical_schedule():
-    history, _, _ = fit(cyclical_schedule(period=2, ratio=0.5), "epoch", epochs=4)
-    np.testing.assert_allclose(history["loss"], [0.0, 2.0, 0.0, 2.0], atol=1e-6)
-
-
-def test_annealer_drives_the_variable():
-    annealer = Annealer(total_steps=2, cyclical=True)
-    history, _, _ = fit(annealer, "epoch", epochs=4)
-    np.testing.assert_allclose(history["loss"], [0.0, 1.0, 0.0, 1.0], atol=1e-6)
-    assert annealer.current_step == 0
-
-
-def test_untracked_variable_is_rejected_under_jax():
     model = BetaProbe()
-    model.compile(optimizer="sgd")
-    loose = keras.Variable(0.0, trainable=False)
-    callback = KLAnnealingCallback(loose, monotonic_schedule(4))
-    with pytest.raises(ValueError, match="tracked by the model"):
-        model.fit(np.ones((8, 2), "float32"), epochs=1, verbose=0, callbacks=[callback])
+    fit(model, KLAnnealingCallback(model.beta, cyclical_schedule(2, 0.5), "epoch"), epochs=4)
+    np.testing.assert_allclose(SEEN, np.repeat([0.0, 1.0, 0.0, 1.0], 8), atol=1e-7)
+
+
+def test_annealer_steps_with_the_optimizer_and_resumes_from_its_state_dict():
+    model = BetaProbe()
+    annealer = Annealer(total_steps=10, cyclical=True)
+    fit(model, KLAnnealingCallback(model.beta, annealer), epochs=1, steps_per_execution=4)
+    assert annealer.current_step == 8  # one annealer step per optimizer step
+    resumed = Annealer(1)
+    resumed.load_state_dict(annealer.state_dict())
+    fit(model, KLAnnealingCallback(model.beta, resumed), epochs=2, initial_epoch=1, recompile=False)
+    steps = [4 * (t // 4) % 10 for t in range(16)]
+    np.testing.assert_allclose(SEEN, [s / 10 for s in steps], atol=1e-7)
+
+
+def test_annealer_per_epoch():
+    model = BetaProbe()
+    annealer = Annealer(total_steps=2, cyclical=True)
+    fit(model, KLAnnealingCallback(model.beta, annealer, "epoch"), epochs=4)
+    np.testing.assert_allclose(SEEN, np.repeat([0.0, 0.5, 0.0, 0.5], 8), atol=1e-7)
+    assert annealer.current_step == 0
 
 
 def test_bad_arguments():
@@ -78,6 +228,8 @@ def test_bad_arguments():
         KLAnnealingCallback(beta, monotonic_schedule(4), update="step")
     with pytest.raises(ValueError, match="non-trainable"):
         KLAnnealingCallback(keras.Variable(0.0), monotonic_schedule(4))
+    with pytest.raises(ValueError, match="scalar"):
+        KLAnnealingCallback(keras.Variable(np.zeros(2), trainable=False), monotonic_schedule(4))
     with pytest.raises(TypeError, match="beta"):
         KLAnnealingCallback(0.5, monotonic_schedule(4))
     with pytest.raises(TypeError, match="schedule"):

@@ -1,0 +1,115 @@
+"""Host objects inside torch.compile, used as the documented loop uses them: a module-level
+annealer or controller read by a compiled function. Counts compilations and compares the
+value the compiled function actually used with eager."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from kl_schedules import Annealer  # noqa: E402
+from kl_schedules.control import GECO, PIController  # noqa: E402
+
+# Module-level objects, as in the README loop.
+annealer = Annealer(total_steps=10, shape="cosine", baseline=0.1, cyclical=True)
+controller = PIController(target_kl=3.0, k_i=1e-2)
+geco_control = GECO(goal=1.0, step_size=0.05)
+
+
+class CountingBackend:
+    """A torch.compile backend that counts how often dynamo hands it a new graph."""
+
+    def __init__(self):
+        self.compiles = 0
+
+    def __call__(self, graph_module, example_inputs):
+        self.compiles += 1
+        return graph_module.forward
+
+
+def step_function(kld, kl):
+    """The three reads a loss makes: annealer(kld), and .beta of each object."""
+    return annealer(kld), annealer.beta * kl, controller.beta * kl, geco_control.beta * kl
+
+
+def drive(compiled, steps=200):
+    """Runs ``steps`` steps with step() calls, toggles, a load_state_dict and controller
+    updates; returns the compiled outputs and eager outputs of every step."""
+    saved = annealer.state_dict()
+    got, expected = [], []
+    kld, kl = torch.tensor(2.0), torch.full((4,), 3.0)
+    for t in range(steps):
+        if t == 30:
+            annealer.set_cyclical(False)
+        if t == 70:
+            annealer.cyclical_setter = True
+        if t == 120:
+            annealer.load_state_dict(saved)
+        got.append([x.detach().clone() for x in compiled(kld, kl)])
+        expected.append(list(step_function(kld, kl)))
+        annealer.step()
+        controller.update(5.0 - 0.01 * t)
+        geco_control.update(1.5 - 0.01 * t)
+    return got, expected
+
+
+@pytest.fixture(autouse=True)
+def fresh_objects():
+    torch._dynamo.reset()
+    for obj, state in (
+        (annealer, Annealer(10, "cosine", 0.1, True).state_dict()),
+        (controller, PIController(3.0, k_i=1e-2).state_dict()),
+        (geco_control, GECO(1.0, 0.05).state_dict()),
+    ):
+        obj.load_state_dict(state)
+    yield
+    torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("fullgraph", [False, True])
+def test_compiles_at_most_twice_over_200_steps(fullgraph):
+    backend = CountingBackend()
+    compiled = torch.compile(step_function, backend=backend, fullgraph=fullgraph)
+    got, expected = drive(compiled)
+    assert backend.compiles <= 2, backend.compiles
+    for step, (ours, eager) in enumerate(zip(got, expected, strict=True)):
+        for a, b in zip(ours, eager, strict=True):
+            assert a.dtype == b.dtype, step
+            torch.testing.assert_close(a, b, rtol=0, atol=0, msg=f"step {step}")
+    # the compiled function saw beta move: wrap, hold, restored state
+    betas = [float(g[0]) / 2.0 for g in got]
+    assert len(set(betas)) > 5 and max(betas) <= 1.0 and min(betas) >= 0.1 - 1e-7
+
+
+def test_inductor_values_equal_eager_without_recompiling():
+    torch._dynamo.utils.counters.clear()
+    compiled = torch.compile(step_function, fullgraph=True)  # the default backend, inductor
+    got, expected = drive(compiled, steps=25)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] <= 2
+    for step, (ours, eager) in enumerate(zip(got, expected, strict=True)):
+        for a, b in zip(ours, eager, strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=0, msg=f"step {step}")
+
+
+def test_annealer_call_keeps_the_dtype_of_a_0d_kl_in_and_out_of_compile():
+    backend = CountingBackend()
+    compiled = torch.compile(lambda kld: annealer(kld), backend=backend, fullgraph=True)
+    annealer.step()
+    for dtype in (torch.float32, torch.float64, torch.bfloat16, torch.float16):
+        kld = torch.tensor(3.0, dtype=dtype)
+        eager, ours = annealer(kld), compiled(kld)
+        assert eager.dtype == ours.dtype == dtype
+        assert torch.equal(eager, ours)
+        assert torch.equal(eager, kld * annealer.beta)  # the float path, same numbers
+
+
+def test_disabled_annealer_returns_its_argument_in_compiled_code():
+    backend = CountingBackend()
+    compiled = torch.compile(lambda kld: annealer(kld) + 0.0, backend=backend, fullgraph=True)
+    annealer.disable = True
+    try:
+        assert float(compiled(torch.tensor(2.0))) == 2.0
+    finally:
+        annealer.disable = False
+    assert float(compiled(torch.tensor(2.0))) == pytest.approx(2 * annealer.beta)
