@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from kl_schedules._annealing import documented_step, documented_weight
@@ -11,6 +10,7 @@ from kl_schedules._host import HostBeta, compiling
 from kl_schedules._shapes import check_shape
 from kl_schedules._validation import check_bool, check_count, check_real
 
+_MEMO_MAX = 4096
 _STATE_KEYS = ("current_step", "total_steps", "shape", "baseline", "cyclical", "disable")
 
 
@@ -71,12 +71,26 @@ class Annealer(HostBeta):
         self._cyclical = check_bool("cyclical", cyclical)
         self._disable = check_bool("disable", disable)
         self._step = 0
+        self._configure()
+
+    def _configure(self) -> None:
+        """Rebuilds the weight function after a change of T, shape or baseline."""
+        self._weight = documented_weight(self._total_steps, self._shape, self._baseline, PY_MATH)
+        # For T <= 4096 (epoch-level annealers) each step's weight is computed once.
+        self._memo: dict[int, float] | None = {} if self._total_steps <= _MEMO_MAX else None
         self._sync()
 
+    def _weight_at(self, step: int) -> float:
+        memo = self._memo
+        if memo is None:
+            return self._weight(step)  # type: ignore[no-any-return]
+        beta = memo.get(step)
+        if beta is None:
+            beta = memo[step] = self._weight(step)
+        return beta
+
     def _sync(self) -> None:
-        self._set_beta(
-            documented_weight(self._step, self._total_steps, self._shape, self._baseline, PY_MATH)
-        )
+        self._set_beta(self._weight_at(self._step))
 
     # ---- validated public attributes -----------------------------------------------------
 
@@ -104,7 +118,7 @@ class Annealer(HostBeta):
                 f"set current_step first"
             )
         self._total_steps = value
-        self._sync()
+        self._configure()
 
     @property
     def shape(self) -> str:
@@ -114,7 +128,7 @@ class Annealer(HostBeta):
     @shape.setter
     def shape(self, value: str) -> None:
         self._shape = check_shape(value, allow_callable=False)  # type: ignore[assignment]
-        self._sync()
+        self._configure()
 
     @property
     def baseline(self) -> float:
@@ -124,7 +138,7 @@ class Annealer(HostBeta):
     @baseline.setter
     def baseline(self, value: float) -> None:
         self._baseline = check_real("baseline", value, 0.0, 1.0)
-        self._sync()
+        self._configure()
 
     @property
     def cyclical(self) -> bool:
@@ -152,21 +166,24 @@ class Annealer(HostBeta):
         ``torch.compile``, a 0-d float64 tensor holding it."""
         if self._disable:
             return 1.0
-        return self._compiled_beta() if compiling() else self._beta
+        return self._compiled_beta() if compiling() is not None else self._beta
 
     def __call__(self, kld: Any) -> Any:
         """Returns ``kld * beta``; with ``disable=True``, ``kld`` itself."""
         if self._disable:
             return kld
-        torch = sys.modules.get("torch")
-        if torch is not None and isinstance(kld, torch.Tensor):
-            return self._beta_times(kld)
+        if not isinstance(kld, float):  # a float is never a tensor, nor compiled
+            torch = compiling()
+            if torch is not None and isinstance(kld, torch.Tensor):
+                return self._times_beta(kld)
         return kld * self._beta
 
     def step(self) -> None:
         """Advances one step: saturate at ``total_steps``, or wrap to 0 there when cyclical."""
-        self._step = documented_step(self._step, self._total_steps, self._cyclical, PY_MATH)
-        self._sync()
+        self._step = step = documented_step(self._step, self._total_steps, self._cyclical)
+        self._beta = beta = self._weight_at(step)
+        if self._mirror is not None:  # _set_beta, inlined: this is the per-step path
+            self._mirror.fill_(beta)
 
     def set_cyclical(self, value: bool) -> None:
         """Turns cyclical mode on or off; takes effect at the next ``step()``."""
@@ -210,7 +227,7 @@ class Annealer(HostBeta):
         step = check_count("current_step", state_dict["current_step"], 0, total_steps)
         self._total_steps, self._shape, self._baseline = total_steps, shape, baseline  # type: ignore[assignment]
         self._cyclical, self._disable, self._step = cyclical, disable, step
-        self._sync()
+        self._configure()
 
     def __repr__(self) -> str:
         return (

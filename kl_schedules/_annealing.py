@@ -17,9 +17,9 @@ from kl_schedules._validation import ArgumentTypeError, check_count, check_real
 
 
 def documented_weight(
-    step: Any, total_steps: int, shape: str | ShapeFn, baseline: float, xp: MathBackend
-) -> Any:
-    r"""The documented Annealer's weight at step ``s`` (a float, or a float array in ``xp``).
+    total_steps: int, shape: str | ShapeFn, baseline: float, xp: MathBackend
+) -> Callable[[Any], Any]:
+    r"""The documented Annealer's weight as a function of the step ``s``.
 
     .. math::
         y(s) &= s / T                         &&\text{linear} \\
@@ -27,29 +27,39 @@ def documented_weight(
         y(s) &= 1 / (1 + e^{T/2 - s})         &&\text{logistic (not rescaled)} \\
         w(s) &= y(s)\,(1 - b) + b
 
-    with :math:`T` = ``total_steps`` and :math:`b` = ``baseline``. A callable shape gets
+    with :math:`T` = ``total_steps`` and :math:`b` = ``baseline``; a callable shape gets
     :math:`s / T`. :math:`s / T` is taken as exactly 1 at :math:`s = T` (under ``jit`` XLA
     would compute it as :math:`s \cdot (1/T)`); the logistic is evaluated as
-    :math:`\sigma(s - T/2)`, which never overflows. Arguments are assumed validated.
+    :math:`\sigma(s - T/2)`, which never overflows. ``xp`` is the math namespace: the
+    host :class:`~kl_schedules.Annealer` uses plain Python, :func:`annealing` JAX.
+    Arguments are assumed validated.
     """
+    lift = 1.0 - baseline
     if shape == "logistic":
-        y = xp.sigmoid(step - total_steps / 2.0)
-    else:
-        progress = xp.where(step >= total_steps, 1.0, step / total_steps)
-        y = shape(progress) if callable(shape) else SHAPES[shape](progress, DEFAULT_STEEPNESS, xp)
-    return y * (1.0 - baseline) + baseline
+        half = total_steps / 2.0
+        return lambda s: xp.sigmoid(s - half) * lift + baseline
+    if callable(shape):
+        return lambda s: shape(xp.where(s >= total_steps, 1.0, s / total_steps)) * lift + baseline
+    formula = SHAPES[shape]
+    return lambda s: (
+        formula(xp.where(s >= total_steps, 1.0, s / total_steps), DEFAULT_STEEPNESS, xp) * lift
+        + baseline
+    )
 
 
-def documented_step(step: Any, total_steps: int, cyclical: Any, xp: MathBackend) -> Any:
-    """The documented Annealer's ``step()`` on the step count ``s``::
+def documented_step(step: Any, total_steps: int, cyclical: Any) -> Any:
+    """The documented Annealer's ``step()`` on the step count ``s`` (``0 <= s <= T``)::
 
         s <- s + 1 if s < T else s
         s <- 0 if cyclical and s >= T else s
 
     so a plain annealer saturates at ``s = T`` and a cyclical one visits 0, 1, ..., T - 1, 0.
+    Written with operators only, valid for Python ints and bools (the host ``Annealer``)
+    and for JAX int32 and bool arrays (:func:`annealing`): after the first line ``s <= T``,
+    so ``s >= T`` means ``s == T`` and subtracting ``T`` wraps to 0.
     """
-    step = xp.where(step < total_steps, step + 1, step)
-    return xp.where(xp.logical_and(cyclical, step >= total_steps), 0 * step, step)
+    step = step + (step < total_steps)
+    return step - total_steps * (cyclical & (step >= total_steps))
 
 
 # ---- pure functions over an immutable state ------------------------------------------------
@@ -129,6 +139,7 @@ def annealing(
     total_steps = check_count("total_steps", total_steps)
     shape = check_shape(shape)
     baseline = check_real("baseline", baseline, 0.0, 1.0)
+    weight = documented_weight(total_steps, shape, baseline, JAX_MATH)
 
     def init(cyclical: ArrayLike = False) -> AnnealerState:
         return AnnealerState(
@@ -136,13 +147,10 @@ def annealing(
         )
 
     def step(state: AnnealerState) -> AnnealerState:
-        return state._replace(
-            step=documented_step(state.step, total_steps, state.cyclical, JAX_MATH)
-        )
+        return state._replace(step=documented_step(state.step, total_steps, state.cyclical))
 
     def beta(state: AnnealerState) -> jax.Array:
-        s = jnp.asarray(state.step).astype(float_dtype())
-        return documented_weight(s, total_steps, shape, baseline, JAX_MATH)
+        return weight(jnp.asarray(state.step).astype(float_dtype()))
 
     def set_cyclical(state: AnnealerState, flag: ArrayLike) -> AnnealerState:
         return state._replace(cyclical=_as_flag("flag", flag))

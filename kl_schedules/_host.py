@@ -5,12 +5,11 @@ Why a mirror. ``torch.compile`` treats a Python number that a compiled function 
 from a global object as a constant and guards on its value, so a beta that changes every
 step would recompile every step (and, past the recompile limit, silently fall back to
 eager; with ``fullgraph=True`` it raises). A 0-d tensor is guarded on its metadata only.
-So each object keeps a float64 0-d CPU tensor, updated in place (``fill_``) whenever beta
-changes, and hands it to code being compiled: ``obj.beta`` returns it (cast to torch's
-default dtype) while ``torch.compile`` traces, and ``annealer(kld)`` multiplies a tensor by
-it, in eager and compiled code alike, keeping ``kld``'s dtype. Eager ``obj.beta`` is a
-plain float. torch is never imported here: the mirror exists only once torch is.
-"""
+So the first time compiled code reads beta, the object makes a float64 0-d CPU tensor
+holding it, writes every later change of beta into it in place (``fill_``), and hands it
+to compiled code: ``obj.beta`` returns it (cast to torch's default dtype) and
+``annealer(kld)`` multiplies by it, rounded exactly as eager ``kld * float`` rounds.
+Eager code sees plain floats and never touches the mirror. torch is never imported here."""
 
 from __future__ import annotations
 
@@ -22,17 +21,16 @@ def _torch() -> Any:
     return sys.modules.get("torch")
 
 
-def compiling() -> bool:
-    """True while ``torch.compile`` traces the caller (False when torch is not imported)."""
+def compiling() -> Any:
+    """torch, while ``torch.compile`` traces the caller; None otherwise (and without torch)."""
     torch = _torch()
-    return torch is not None and torch.compiler.is_compiling()
+    return torch if torch is not None and torch.compiler.is_compiling() else None
 
 
 def _new_mirror(value: float) -> Any:
     torch = _torch()
-    if torch is None:
-        return None
-    _allow_in_weights_only_load(torch)
+    if torch.compiler.is_compiling():  # made inside a trace: stored after the graph runs
+        return torch.tensor(value, dtype=torch.float64)
     with torch.inference_mode(False):  # stays writable if made inside inference mode
         return torch.tensor(value, dtype=torch.float64)
 
@@ -40,14 +38,16 @@ def _new_mirror(value: float) -> Any:
 _SAFE_GLOBALS_REGISTERED = False
 
 
-def _allow_in_weights_only_load(torch: Any) -> None:
+def allow_in_weights_only_load() -> None:
     """Lets ``torch.load`` (``weights_only=True``, its default) rebuild our host objects.
 
     Their pickled state is plain data that ``__setstate__`` validates, so they are safe.
-    Runs once, when the first mirror is made or ``kl_schedules.torch`` is imported.
+    Runs once torch is imported: when ``kl_schedules.torch`` is imported or an object is
+    pickled.
     """
     global _SAFE_GLOBALS_REGISTERED
-    if _SAFE_GLOBALS_REGISTERED:
+    torch = _torch()
+    if _SAFE_GLOBALS_REGISTERED or torch is None:
         return
     _SAFE_GLOBALS_REGISTERED = True
     from kl_schedules._annealer import Annealer
@@ -61,6 +61,8 @@ class HostBeta:
 
     Subclasses call :meth:`_set_beta` whenever beta changes and implement ``_config()``
     (the constructor's keyword arguments), ``state_dict()`` and ``load_state_dict()``.
+    The mirror is made the first time compiled code reads beta (so code that is never
+    compiled never pays for it); from then on every change of beta is written into it.
     """
 
     _beta: float
@@ -68,20 +70,26 @@ class HostBeta:
 
     def _set_beta(self, value: float) -> None:
         self._beta = value
-        if self._mirror is None and "torch" in sys.modules:
-            self._mirror = _new_mirror(value)
-        elif self._mirror is not None:
+        self._write_mirror(value)
+
+    def _write_mirror(self, value: float) -> None:
+        if self._mirror is not None:
             self._mirror.fill_(value)
 
     def _beta_tensor(self) -> Any:
-        """The 0-d float64 mirror of beta (made on first use if torch came late)."""
+        """The 0-d float64 mirror of beta."""
         if self._mirror is None:
             self._mirror = _new_mirror(self._beta)
         return self._mirror
 
-    def _beta_times(self, tensor: Any) -> Any:
-        """``tensor * beta`` in ``tensor``'s dtype, for eager and compiled code alike."""
-        return (tensor * self._beta_tensor()).to(tensor.dtype)
+    def _times_beta(self, tensor: Any) -> Any:
+        """``tensor * beta`` from the mirror, with the numbers and dtype of eager
+        ``tensor * float``: beta is rounded to the dtype torch computes in (float32 for
+        float32, bfloat16 and float16 tensors, float64 for float64) and the result cast back
+        (a 0-d tensor would otherwise promote)."""
+        torch = _torch()
+        compute = torch.float64 if tensor.dtype == torch.float64 else torch.float32
+        return (tensor * self._beta_tensor().to(compute)).to(tensor.dtype)
 
     def _compiled_beta(self) -> Any:
         """What ``beta`` reads as inside ``torch.compile``: the mirror in torch's default
@@ -92,7 +100,7 @@ class HostBeta:
     def beta(self) -> Any:
         """The current beta: a Python float; inside ``torch.compile``, a 0-d tensor of
         torch's default dtype holding it."""
-        return self._compiled_beta() if compiling() else self._beta
+        return self._compiled_beta() if compiling() is not None else self._beta
 
     # ---- pickling: the whole object, as plain data, validated on the way in -------------
 
@@ -106,6 +114,7 @@ class HostBeta:
         raise NotImplementedError
 
     def __getstate__(self) -> dict[str, Any]:
+        allow_in_weights_only_load()
         return {"config": self._config(), "state": self.state_dict()}
 
     def __setstate__(self, pickled: dict[str, Any]) -> None:

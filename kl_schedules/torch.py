@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from kl_schedules._annealer import Annealer
-from kl_schedules._host import _allow_in_weights_only_load
+from kl_schedules._host import allow_in_weights_only_load
 from kl_schedules.control import gaussian_kl
 
-_allow_in_weights_only_load(torch)
+allow_in_weights_only_load()
 
 __all__ = ["Annealer", "VAELoss", "gaussian_kl"]
 

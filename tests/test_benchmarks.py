@@ -10,6 +10,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def test_every_benchmark_imports_only_public_names():
+    for path in (ROOT / "benchmarks").glob("*.py"):
+        text = path.read_text()
+        assert "kl_schedules._" not in text, path.name
+
+
 def test_runner_tiny_mode_writes_the_documented_json(tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run(
@@ -31,6 +37,8 @@ def test_runner_tiny_mode_writes_the_documented_json(tmp_path):
         "scan_annealer/cosine",
         "host_annealer/float",
         "compile_time/cyclical",
+        "torch_compile_step/annealer",
+        "torch_compile_step/pi_controller",
     }
     assert expected <= set(report["results"])
     for name, row in report["results"].items():
@@ -39,6 +47,8 @@ def test_runner_tiny_mode_writes_the_documented_json(tmp_path):
     assert "train_step_overhead/annealer_state" in result.stdout  # the printed table
     assert len(report["results"]["train_step_overhead/cyclical"]["per_process_ratios"]) == 1
     assert report["results"]["scan_annealer/linear"]["floor_ratio"] > 0
+    for kind in ("annealer", "pi_controller"):  # beta changed every step: no recompilation
+        assert report["results"][f"torch_compile_step/{kind}"]["recompiles_while_timed"] == 0
 
     table = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--markdown", str(out)],
@@ -54,7 +64,7 @@ def test_runner_tiny_mode_writes_the_documented_json(tmp_path):
 def test_fu_reference_loop_matches_the_formula_on_integer_grids():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
-        from run import fu_frange_cycle_linear
+        from vectorized_eval import fu_frange_cycle_linear
     finally:
         sys.path.pop(0)
     import numpy as np

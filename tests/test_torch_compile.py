@@ -92,16 +92,25 @@ def test_inductor_values_equal_eager_without_recompiling():
             torch.testing.assert_close(a, b, rtol=0, atol=0, msg=f"step {step}")
 
 
-def test_annealer_call_keeps_the_dtype_of_a_0d_kl_in_and_out_of_compile():
-    backend = CountingBackend()
-    compiled = torch.compile(lambda kld: annealer(kld), backend=backend, fullgraph=True)
-    annealer.step()
-    for dtype in (torch.float32, torch.float64, torch.bfloat16, torch.float16):
-        kld = torch.tensor(3.0, dtype=dtype)
-        eager, ours = annealer(kld), compiled(kld)
-        assert eager.dtype == ours.dtype == dtype
-        assert torch.equal(eager, ours)
-        assert torch.equal(eager, kld * annealer.beta)  # the float path, same numbers
+@pytest.mark.parametrize("backend", ["counting", "inductor"])
+def test_annealer_call_has_the_numbers_and_dtype_of_eager_kld_times_beta(backend):
+    compiled = torch.compile(
+        lambda kld: annealer(kld),
+        backend=CountingBackend() if backend == "counting" else "inductor",
+        fullgraph=True,
+    )
+    generator = torch.Generator().manual_seed(0)
+    cases = [
+        torch.randn((), generator=generator, dtype=torch.float64).to(dtype) * 10
+        for dtype in (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+    ] + [torch.randn(64, generator=generator).to(torch.bfloat16), torch.randn(64)]
+    for _ in range(7):
+        annealer.step()
+        for kld in cases:
+            ours = compiled(kld)
+            assert ours.dtype == kld.dtype
+            assert torch.equal(ours, kld * annealer.beta), (kld.dtype, kld.shape)
+            assert torch.equal(annealer(kld), kld * annealer.beta)  # eager: the float path
 
 
 def test_disabled_annealer_returns_its_argument_in_compiled_code():
