@@ -6,6 +6,7 @@
 
 from kl_schedules._annealer import Annealer
 from kl_schedules._annealing import AnnealerState, Annealing, annealing
+from kl_schedules._describe import ScheduleSummary, describe
 from kl_schedules._schedules import (
     ConstantSchedule,
     CyclicalSchedule,
@@ -17,6 +18,7 @@ from kl_schedules._schedules import (
     monotonic_schedule,
 )
 from kl_schedules._shapes import SHAPE_NAMES, cosine, linear, logistic
+from kl_schedules._units import EpochsOnSteps, StepsOnEpochs, epochs_on_steps, steps_on_epochs
 from kl_schedules._validation import ArgumentTypeError
 from kl_schedules._version import __version__
 
@@ -28,15 +30,21 @@ __all__ = [
     "ArgumentTypeError",
     "ConstantSchedule",
     "CyclicalSchedule",
+    "EpochsOnSteps",
     "MonotonicSchedule",
     "Schedule",
+    "ScheduleSummary",
+    "StepsOnEpochs",
     "__version__",
     "annealing",
     "constant_schedule",
     "cosine",
     "cyclical_schedule",
+    "describe",
+    "epochs_on_steps",
     "from_dict",
     "linear",
     "logistic",
     "monotonic_schedule",
+    "steps_on_epochs",
 ]

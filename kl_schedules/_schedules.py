@@ -96,8 +96,14 @@ class Schedule:
     """
 
     kind: ClassVar[str]
+    _factory: ClassVar[str]  # the public function that builds it (for repr)
     _fields: ClassVar[tuple[str, ...]]
     _defaults: ClassVar[dict[str, Any]] = {}
+    _kinds: ClassVar[dict[str, type[Schedule]]] = {}  # kind -> class, for from_dict
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        Schedule._kinds[cls.kind] = cls
 
     def __call__(self, step: Step) -> jax.Array:
         raise NotImplementedError
@@ -126,7 +132,7 @@ class Schedule:
             if name in self._defaults and self._defaults[name] == value and name != "shape":
                 continue
             args.append(f"{name}={_repr_param(value)}")
-        return f"{self.kind}_schedule({', '.join(args)})"
+        return f"{self._factory}({', '.join(args)})"
 
     def to_dict(self) -> dict[str, Any]:
         """The schedule as plain JSON data; :func:`kl_schedules.from_dict` rebuilds it.
@@ -163,6 +169,7 @@ class ConstantSchedule(Schedule):
     r"""A constant beta: :math:`\beta(t) = v`. Built by :func:`constant_schedule`."""
 
     kind = "constant"
+    _factory = "constant_schedule"
     _fields = ("value",)
     _defaults: ClassVar[dict[str, Any]] = {"value": 1.0}
     value: float
@@ -195,6 +202,7 @@ class MonotonicSchedule(Schedule):
     """A monotonic warm-up; built by :func:`monotonic_schedule`, which documents it."""
 
     kind = "monotonic"
+    _factory = "monotonic_schedule"
     _fields = ("total_steps", "shape", "start", "end", "delay", "steepness")
     _defaults: ClassVar[dict[str, Any]] = {
         "start": 0.0,
@@ -329,6 +337,7 @@ class CyclicalSchedule(Schedule):
     """Cyclical annealing; built by :func:`cyclical_schedule`, which documents it."""
 
     kind = "cyclical"
+    _factory = "cyclical_schedule"
     _fields = (
         "period",
         "ratio",
@@ -488,11 +497,6 @@ def cyclical_schedule(
     return CyclicalSchedule(period, ratio, shape, start, end, steepness, hold_start, num_cycles)
 
 
-_KINDS: dict[str, type[Schedule]] = {
-    cls.kind: cls for cls in (ConstantSchedule, MonotonicSchedule, CyclicalSchedule)
-}
-
-
 def from_dict(data: dict[str, Any]) -> Schedule:
     """Rebuilds a schedule from :meth:`Schedule.to_dict` (plain JSON data), validating it.
 
@@ -507,9 +511,9 @@ def from_dict(data: dict[str, Any]) -> Schedule:
     if not isinstance(data, dict):
         raise ArgumentTypeError(f"data must be a dict, got {type(data).__name__}: {data!r}")
     kind = data.get("kind")
-    if kind not in _KINDS:
-        raise ValueError(f"data['kind'] must be one of {list(_KINDS)}, got {kind!r}")
-    cls = _KINDS[kind]
+    if kind not in Schedule._kinds:
+        raise ValueError(f"data['kind'] must be one of {list(Schedule._kinds)}, got {kind!r}")
+    cls = Schedule._kinds[kind]
     params = {k: v for k, v in data.items() if k != "kind"}
     unknown = set(params) - set(cls._fields)
     if unknown:

@@ -6,6 +6,7 @@ Importing this module imports keras; ``import kl_schedules`` does not.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 try:
@@ -17,6 +18,7 @@ except ImportError as error:  # pragma: no cover - exercised where keras is abse
 import numpy as np
 
 from kl_schedules._annealer import Annealer
+from kl_schedules._describe import describe
 from kl_schedules._schedules import schedule_values_from
 from kl_schedules._validation import ArgumentTypeError, check_choice
 
@@ -103,6 +105,7 @@ class KLAnnealingCallback(keras.callbacks.Callback):
         self.step = 0
         self.last_beta = math.nan
         self._holder: _BetaHolder | None = None
+        self._fit_checked = False
         self._last_iteration: int | None = None
         self._block_start = -1
         self._block = np.empty(0)
@@ -178,13 +181,42 @@ class KLAnnealingCallback(keras.callbacks.Callback):
     def on_train_begin(self, logs: Any = None) -> None:
         self._last_iteration = None
         if self.update == "batch":
-            self._follow_optimizer(self.model)  # an Annealer is at this iteration now
+            self.step = self._follow_optimizer(self.model)  # an Annealer is here now
 
     def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
         if self.update == "batch":
             self._set(None)
 
+    def _warn_if_the_run_is_too_short(self, epoch: int) -> None:
+        """Warns (once per callback) when the schedule cannot reach its final value before
+        this ``fit`` ends, e.g. a warm-up longer than training."""
+        self._fit_checked = True
+        epochs, steps = self.params.get("epochs"), self.params.get("steps")
+        if not epochs or (self.update == "batch" and not steps):
+            return  # the run's length is unknown
+        remaining = (epochs - epoch) * (steps if self.update == "batch" else 1)
+        now = self.step if self.update == "batch" else epoch
+        if isinstance(self.schedule, Annealer):
+            short = not self.schedule.cyclical and (
+                self.schedule.total_steps - self.schedule.current_step >= remaining
+            )
+            what = f"{self.schedule!r} needs {self.schedule.total_steps} steps"
+        else:
+            summary = describe(self.schedule, now + remaining)
+            short = not summary.reaches_final
+            what = f"{self.schedule!r} reaches its final value {summary.final_value:g} later"
+        if short:
+            unit = "optimizer steps" if self.update == "batch" else "epochs"
+            warnings.warn(
+                f"KLAnnealingCallback: {what}, but this fit ends after {now + remaining} "
+                f"{unit}: beta never reaches its final value",
+                UserWarning,
+                stacklevel=2,
+            )
+
     def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        if not self._fit_checked:
+            self._warn_if_the_run_is_too_short(epoch)
         if self.update == "epoch":
             self._set(epoch)  # a schedule of the epoch index (initial_epoch respected)
 

@@ -92,7 +92,7 @@ def fit(model, callback, epochs=2, initial_epoch=0, recompile=True, **compile_kw
     )
 
 
-def linear(t, total=32):
+def linear(t, total=12):
     return min(t / total, 1.0)
 
 
@@ -108,7 +108,7 @@ def reset():
 
 def test_per_step_betas_follow_the_optimizer():
     model = BetaProbe()
-    history = fit(model, KLAnnealingCallback(model.beta, monotonic_schedule(32)), jit_compile=True)
+    history = fit(model, KLAnnealingCallback(model.beta, monotonic_schedule(12)), jit_compile=True)
     np.testing.assert_allclose(SEEN, [linear(t) for t in range(16)], atol=1e-7)
     assert history.history["beta"] == pytest.approx([linear(7), linear(15)])
     assert iterations(model) == 16
@@ -116,7 +116,7 @@ def test_per_step_betas_follow_the_optimizer():
 
 def test_steps_per_execution_advances_at_the_optimizers_pace():
     model = BetaProbe()
-    callback = KLAnnealingCallback(model.beta, monotonic_schedule(32))
+    callback = KLAnnealingCallback(model.beta, monotonic_schedule(12))
     fit(model, callback, epochs=3, steps_per_execution=4)
     # beta is set before each execution of 4 steps, from the optimizer's iteration count
     expected = [linear(4 * (t // 4)) for t in range(24)]
@@ -138,19 +138,31 @@ def test_resumed_fit_with_a_new_callback_continues_the_schedule():
 def test_resumed_fit_from_a_restored_model_and_optimizer(tmp_path):
     model = OutsideBetaModel()
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    fit(model, KLAnnealingCallback(outside_beta, monotonic_schedule(32)), recompile=False)
+    with pytest.warns(UserWarning, match="never reaches its final value"):  # 16 of 24 steps
+        fit(model, KLAnnealingCallback(outside_beta, monotonic_schedule(24)), recompile=False)
     path = tmp_path / "model.keras"
     model.save(path)
     restored = keras.models.load_model(path, custom_objects={"OutsideBetaModel": OutsideBetaModel})
     assert iterations(restored) == 16
     fit(
         restored,
-        KLAnnealingCallback(outside_beta, monotonic_schedule(32)),
+        KLAnnealingCallback(outside_beta, monotonic_schedule(24)),
         epochs=4,
         initial_epoch=2,
         recompile=False,
     )
-    np.testing.assert_allclose(SEEN, [linear(t) for t in range(32)], atol=1e-7)
+    np.testing.assert_allclose(SEEN, [linear(t, 24) for t in range(32)], atol=1e-7)
+
+
+def test_warns_once_when_the_schedule_cannot_finish_within_the_fit():
+    model = BetaProbe()
+    callback = KLAnnealingCallback(model.beta, monotonic_schedule(100))
+    with pytest.warns(UserWarning, match="ends after 24 optimizer steps") as caught:
+        fit(model, callback, epochs=3)
+    assert len(caught) == 1
+    annealer = Annealer(total_steps=5)
+    with pytest.warns(UserWarning, match="needs 5 steps"):
+        fit(BetaProbe(), KLAnnealingCallback(model.beta, annealer, update="epoch"), epochs=4)
 
 
 @pytest.mark.parametrize("steps_per_execution", [1, 3])
@@ -158,7 +170,7 @@ def test_beta_defined_outside_the_model_reaches_the_compiled_step(steps_per_exec
     model = OutsideBetaModel()
     fit(
         model,
-        KLAnnealingCallback(outside_beta, monotonic_schedule(32)),
+        KLAnnealingCallback(outside_beta, monotonic_schedule(12)),
         jit_compile=True,
         steps_per_execution=steps_per_execution,
     )
@@ -171,13 +183,13 @@ def test_beta_defined_outside_the_model_reaches_the_compiled_step(steps_per_exec
 
 def test_beta_outside_a_functional_model_with_a_loss_function():
     model, loss = functional_model_with_outside_beta()
-    fit(model, KLAnnealingCallback(outside_beta, monotonic_schedule(32)), loss=loss)
+    fit(model, KLAnnealingCallback(outside_beta, monotonic_schedule(12)), loss=loss)
     np.testing.assert_allclose(SEEN, [linear(t) for t in range(16)], atol=1e-7)
 
 
 def test_run_eagerly_raises_no_false_error():
     model = OutsideBetaModel()
-    fit(model, KLAnnealingCallback(outside_beta, monotonic_schedule(32)), run_eagerly=True)
+    fit(model, KLAnnealingCallback(outside_beta, monotonic_schedule(12)), run_eagerly=True)
     np.testing.assert_allclose(SEEN, [linear(t) for t in range(16)], atol=1e-7)
 
 
@@ -188,7 +200,7 @@ def test_checkpoints_written_during_fit_load_into_a_fresh_model(tmp_path):
     )
     model.compile(optimizer="sgd")
     x, y = data()
-    callback = KLAnnealingCallback(outside_beta, monotonic_schedule(32))
+    callback = KLAnnealingCallback(outside_beta, monotonic_schedule(4))
     model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[callback, checkpoint])
     fresh = OutsideBetaModel()
     fresh(x[:1])

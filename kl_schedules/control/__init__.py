@@ -15,7 +15,13 @@ Modules: ``_kl`` (KL helpers), ``_pi`` (PI control), ``_geco`` (GECO), ``_capaci
 
 from kl_schedules.control._capacity import capacity_objective, capacity_schedule
 from kl_schedules.control._geco import GECO, GECOControl, GECOState, geco
-from kl_schedules.control._kl import active_units, free_bits, gaussian_kl, kl_per_dimension
+from kl_schedules.control._kl import (
+    active_units,
+    free_bits,
+    gaussian_kl,
+    kl_balance,
+    kl_per_dimension,
+)
 from kl_schedules.control._pi import PIControl, PIController, PIState, pi_controller
 
 #: Either pure controller container (kept for code written against the first version).
@@ -35,6 +41,7 @@ __all__ = [
     "free_bits",
     "gaussian_kl",
     "geco",
+    "kl_balance",
     "kl_per_dimension",
     "pi_controller",
 ]

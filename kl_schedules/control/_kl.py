@@ -5,20 +5,32 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from kl_schedules._validation import check_count, check_real
 
 
-def _exp(x: Any) -> Any:
-    """``exp`` in the array's own framework."""
+def _framework(x: Any) -> str:
+    """``"numpy"``, ``"torch"`` or ``"jax"``: the framework of an array."""
     if isinstance(x, (np.ndarray, np.generic)):
-        return np.exp(x)
+        return "numpy"
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(x, torch.Tensor):
-        return x.exp()
-    return jnp.exp(x)
+        return "torch"
+    return "jax"
+
+
+def _exp(x: Any) -> Any:
+    """``exp`` in the array's own framework."""
+    kind = _framework(x)
+    return np.exp(x) if kind == "numpy" else x.exp() if kind == "torch" else jnp.exp(x)
+
+
+def _stop_gradient(x: Any) -> Any:
+    kind = _framework(x)
+    return x if kind == "numpy" else x.detach() if kind == "torch" else jax.lax.stop_gradient(x)
 
 
 def _check_pair(mu: Any, logvar: Any) -> None:
@@ -123,3 +135,77 @@ def active_units(mu: Any, threshold: float = 0.01) -> Any:
     flat = mu.reshape(-1, mu.shape[-1])
     variance = ((flat - flat.mean(0)) ** 2).mean(0)  # population variance, every framework
     return (variance > threshold).sum()
+
+
+def kl_balance(
+    kl_per_group: Any, beta: Any, alpha: Any = None, epsilon: float = 0.01
+) -> tuple[Any, Any]:
+    r"""KL balancing for hierarchical VAEs (NVAE, Vahdat & Kautz 2020), used during warm-up.
+
+    While beta < 1 (the warm-up), each latent group's KL is weighted by a coefficient
+    proportional to that group's average KL (and inversely to its size ``alpha``), so
+    groups that carry little information are pushed less hard towards the prior and no
+    group collapses early; from beta = 1 on the coefficients are 1:
+
+    .. math::
+        c_g &= \frac{\overline{KL}_g + \epsilon}{\alpha_g}, \qquad
+        \gamma_g = \frac{c_g}{\frac{1}{G}\sum_h c_h} \quad (\beta < 1), \qquad
+        \gamma_g = 1 \quad (\beta \ge 1) \\
+        \text{kl\_term} &= \beta \sum_g \operatorname{sg}(\gamma_g)\, KL_g
+
+    with :math:`\overline{KL}_g` the batch mean of :math:`|KL_g|`, :math:`G` the number of
+    groups and :math:`\operatorname{sg}` a stop-gradient (the coefficients are constants
+    for the optimiser). The coefficients average to 1, so balancing moves weight between
+    groups without changing the total.
+
+    Args:
+      kl_per_group: KL of each latent group, shape ``[batch, groups]`` (or ``[groups]`` for
+        batch-averaged values); JAX, NumPy or torch.
+      beta: the current KL weight (a number or 0-d array, traced allowed), e.g. from a
+        warm-up schedule.
+      alpha: relative size of each group, shape ``[groups]`` (NVAE: larger for groups at
+        higher spatial resolution); default all ones.
+      epsilon: added to each group's mean KL, so an empty group keeps a small weight.
+
+    Returns:
+      ``(kl_term, coefficients)``: the KL term for the objective, per sample (shape
+      ``[batch]``, or ``[]``), already multiplied by ``beta``; and :math:`\gamma`, shape
+      ``[groups]``, to log.
+
+    Examples:
+      >>> import numpy as np
+      >>> from kl_schedules.control import kl_balance
+      >>> kl = np.array([[3.0, 1.0], [5.0, 1.0]])     # 2 samples, 2 groups
+      >>> term, coefficients = kl_balance(kl, beta=0.5)
+      >>> coefficients.round(3), term.round(3)
+      (array([1.598, 0.402]), array([2.598, 4.195]))
+      >>> kl_balance(kl, beta=1.0)[1]
+      array([1., 1.])
+
+    References:
+      Vahdat & Kautz, "NVAE: A Deep Hierarchical Variational Autoencoder", NeurIPS 2020.
+    """
+    epsilon = check_real("epsilon", epsilon, 0.0, low_open=True)
+    shape = tuple(np.shape(kl_per_group))
+    if len(shape) not in (1, 2):
+        raise ValueError(f"kl_per_group must have shape [batch, groups] or [groups], got {shape}")
+    flat = kl_per_group.reshape(-1, shape[-1])
+    mean_kl = abs(flat).mean(0)
+    if alpha is None:
+        scaled = mean_kl + epsilon
+    else:
+        if tuple(np.shape(alpha)) != (shape[-1],):
+            raise ValueError(f"alpha must have shape ({shape[-1]},), got {tuple(np.shape(alpha))}")
+        scaled = (mean_kl + epsilon) / alpha
+    balanced = _stop_gradient(scaled / scaled.mean())
+    ones = balanced * 0.0 + 1.0
+    kind = _framework(kl_per_group)
+    if isinstance(beta, (int, float)):
+        coefficients = balanced if beta < 1.0 else ones
+    elif kind == "numpy":
+        coefficients = np.where(np.asarray(beta) < 1.0, balanced, ones)
+    elif kind == "torch":
+        coefficients = sys.modules["torch"].where(beta < 1.0, balanced, ones)
+    else:
+        coefficients = jnp.where(jnp.asarray(beta) < 1.0, balanced, ones)
+    return beta * (kl_per_group * coefficients).sum(-1), coefficients

@@ -1,0 +1,151 @@
+"""Schedules written in epochs, evaluated on optimizer steps, and the reverse."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, TypeGuard
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from kl_schedules._backend import float_dtype
+from kl_schedules._schedules import Schedule, Step, from_dict
+from kl_schedules._validation import ArgumentTypeError, check_bool, check_count
+
+
+def _check_schedule(schedule: Any) -> Schedule:
+    if not isinstance(schedule, Schedule):
+        raise ArgumentTypeError(
+            f"schedule must be a kl_schedules schedule (e.g. monotonic_schedule(...)), "
+            f"got {type(schedule).__name__}: {schedule!r}"
+        )
+    return schedule
+
+
+def _is_python_int(step: Any) -> TypeGuard[int | np.integer]:
+    return isinstance(step, (int, np.integer)) and not isinstance(step, (bool, np.bool_))
+
+
+class EpochsOnSteps(Schedule):
+    """A schedule of the epoch index, evaluated on optimizer steps; built by
+    :func:`epochs_on_steps`, which documents it."""
+
+    kind = "epochs_on_steps"
+    _factory = "epochs_on_steps"
+    _fields = ("schedule", "steps_per_epoch", "hold")
+    _defaults: ClassVar[dict[str, Any]] = {"hold": True}
+    schedule: Schedule
+    steps_per_epoch: int
+    hold: bool
+
+    def __init__(self, schedule: Schedule, steps_per_epoch: int, hold: bool = True) -> None:
+        if isinstance(schedule, dict):
+            schedule = from_dict(schedule)
+        self._init(
+            schedule=_check_schedule(schedule),
+            steps_per_epoch=check_count("steps_per_epoch", steps_per_epoch),
+            hold=check_bool("hold", hold),
+        )
+
+    def __call__(self, step: Step) -> jax.Array:
+        n = self.steps_per_epoch
+        if _is_python_int(step):  # exact for any size: reduced on the host
+            return self.schedule(int(step) // n if self.hold else int(step) / n)
+        step = jnp.asarray(step) if not isinstance(step, np.ndarray) else step
+        if self.hold and jnp.issubdtype(step.dtype, jnp.integer):
+            return self.schedule(step // n)
+        epochs = jnp.asarray(step).astype(float_dtype()) / n
+        return self.schedule(jnp.floor(epochs) if self.hold else epochs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "schedule": self.schedule.to_dict(),
+            "steps_per_epoch": self.steps_per_epoch,
+            "hold": self.hold,
+        }
+
+
+def epochs_on_steps(schedule: Schedule, steps_per_epoch: int, hold: bool = True) -> EpochsOnSteps:
+    r"""A schedule written in epochs, evaluated on optimizer steps.
+
+    .. math::
+        \beta_{step}(t) = \beta_{epoch}(\lfloor t / n \rfloor) \quad (\texttt{hold=True}),
+        \qquad \beta_{epoch}(t / n) \quad (\texttt{hold=False})
+
+    with :math:`n` = ``steps_per_epoch``. ``hold=True`` keeps beta constant within an epoch,
+    as the documented ``Annealer`` stepped once per epoch does; ``hold=False`` moves it
+    every step along the same curve (the schedule is evaluated at fractional epochs).
+    scvi-tools' ``n_epochs_kl_warmup`` is
+    ``epochs_on_steps(monotonic_schedule(n_epochs), steps_per_epoch)``.
+
+    Args:
+      schedule: a kl_schedules schedule of the epoch index.
+      steps_per_epoch: optimizer steps per epoch, an integer >= 1.
+      hold: hold beta within each epoch (default) or interpolate.
+
+    Returns:
+      A :class:`Schedule` of the optimizer step.
+
+    Examples:
+      >>> from kl_schedules import epochs_on_steps, monotonic_schedule
+      >>> warmup = epochs_on_steps(monotonic_schedule(4), steps_per_epoch=100)
+      >>> [float(warmup(t)) for t in (0, 99, 100, 250, 400)]
+      [0.0, 0.0, 0.25, 0.5, 1.0]
+      >>> smooth = epochs_on_steps(monotonic_schedule(4), steps_per_epoch=100, hold=False)
+      >>> float(smooth(250))
+      0.625
+    """
+    return EpochsOnSteps(schedule, steps_per_epoch, hold)
+
+
+class StepsOnEpochs(Schedule):
+    """A schedule of the optimizer step, evaluated on epoch indices; built by
+    :func:`steps_on_epochs`, which documents it."""
+
+    kind = "steps_on_epochs"
+    _factory = "steps_on_epochs"
+    _fields = ("schedule", "steps_per_epoch")
+    schedule: Schedule
+    steps_per_epoch: int
+
+    def __init__(self, schedule: Schedule, steps_per_epoch: int) -> None:
+        if isinstance(schedule, dict):
+            schedule = from_dict(schedule)
+        self._init(
+            schedule=_check_schedule(schedule),
+            steps_per_epoch=check_count("steps_per_epoch", steps_per_epoch),
+        )
+
+    def __call__(self, epoch: Step) -> jax.Array:
+        if _is_python_int(epoch):  # exact for any size
+            return self.schedule(int(epoch) * self.steps_per_epoch)
+        epoch = jnp.asarray(epoch)
+        if jnp.issubdtype(epoch.dtype, jnp.integer):
+            return self.schedule(epoch.astype(jnp.int32) * self.steps_per_epoch)
+        return self.schedule(epoch * self.steps_per_epoch)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "schedule": self.schedule.to_dict(),
+            "steps_per_epoch": self.steps_per_epoch,
+        }
+
+
+def steps_on_epochs(schedule: Schedule, steps_per_epoch: int) -> StepsOnEpochs:
+    r"""The reverse: a schedule written in optimizer steps, evaluated once per epoch.
+
+    .. math:: \beta_{epoch}(e) = \beta_{step}(e \cdot n)
+
+    the beta at the first step of epoch ``e`` (:math:`n` = ``steps_per_epoch``), for code
+    that sets beta once per epoch (a Keras callback with ``update="epoch"``, a plot in
+    epochs). For traced integer epochs :math:`e \cdot n` must fit in int32.
+
+    Examples:
+      >>> from kl_schedules import monotonic_schedule, steps_on_epochs
+      >>> per_epoch = steps_on_epochs(monotonic_schedule(1000), steps_per_epoch=250)
+      >>> [float(per_epoch(e)) for e in range(5)]
+      [0.0, 0.25, 0.5, 0.75, 1.0]
+    """
+    return StepsOnEpochs(schedule, steps_per_epoch)
