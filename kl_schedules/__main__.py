@@ -5,31 +5,37 @@ Examples::
     kl-schedules values --kind cyclical --period 10 --steps 12
     kl-schedules plot --kind cyclical --shape linear,cosine,logistic --period 250 --steps 1000 \\
         --out cyclical.png
+    kl-schedules plot --kind cyclical --period 250 --hold-start 0,0.25 --num-cycles none,3 \\
+        --steps 1000 --out variants.png
     kl-schedules plot --kind annealer --total-steps 10 --cyclical --toggle 30:off,70:on \\
         --steps 100 --out toggle.png
+
+Every schedule option takes a comma-separated list: one line (CSV column) per position,
+lists of length 1 apply to every line. An option that the chosen --kind does not take is
+an error. Every error is one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from kl_schedules._annealer import Annealer
 from kl_schedules._schedules import (
-    Schedule,
     constant_schedule,
     cyclical_schedule,
     monotonic_schedule,
     schedule_values_from,
 )
-from kl_schedules._shapes import SHAPE_NAMES
-
-KINDS = ("monotonic", "cyclical", "constant", "annealer")
+from kl_schedules._validation import check_count
+from kl_schedules._version import __version__
 
 
 class CommandLineError(Exception):
@@ -43,14 +49,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _shapes(text: str) -> list[str]:
-    shapes = [s.strip() for s in text.split(",") if s.strip()]
-    unknown = [s for s in shapes if s not in SHAPE_NAMES]
-    if not shapes or unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown shape(s) {unknown or text!r}; choose from {list(SHAPE_NAMES)}"
-        )
-    return shapes
+def _number(text: str) -> float:
+    return float(text)
+
+
+def _integer(text: str) -> int:
+    return int(text)
+
+
+def _optional_integer(text: str) -> int | None:
+    return None if text.lower() == "none" else int(text)
 
 
 def _toggles(text: str) -> dict[int, bool]:
@@ -58,114 +66,167 @@ def _toggles(text: str) -> dict[int, bool]:
     for item in filter(None, text.split(",")):
         step, _, flag = item.partition(":")
         if not step.strip().isdigit() or flag.strip() not in ("on", "off"):
-            raise argparse.ArgumentTypeError(f"expected STEP:on|off items, got {item!r}")
+            raise ValueError(f"expected STEP:on|off items, got {item!r}")
         toggles[int(step)] = flag.strip() == "on"
     return toggles
 
 
-def _add_schedule_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--kind", choices=KINDS, default="monotonic", help="schedule family (default monotonic)"
-    )
-    parser.add_argument(
-        "--shape",
-        type=_shapes,
-        default=["linear"],
-        help=f"ramp shape(s), comma-separated, from {list(SHAPE_NAMES)}; "
-        "one line each (default linear)",
-    )
-    parser.add_argument(
-        "--steps", type=int, default=1000, help="number of steps to evaluate, from 0 (default 1000)"
-    )
-    parser.add_argument(
-        "--total-steps",
-        type=int,
-        default=None,
-        help="ramp length of monotonic / T of annealer (default: --steps)",
-    )
-    parser.add_argument(
-        "--period",
-        type=float,
-        default=None,
-        help="cyclical: steps per cycle, may be fractional (default steps/4)",
-    )
-    parser.add_argument(
-        "--ratio",
-        type=float,
-        default=0.5,
-        help="cyclical: fraction of a cycle spent ramping (default 0.5)",
-    )
-    parser.add_argument(
-        "--start", type=float, default=0.0, help="beta at the start of the ramp (default 0)"
-    )
-    parser.add_argument("--end", type=float, default=1.0, help="beta at its end (default 1)")
-    parser.add_argument("--value", type=float, default=1.0, help="constant: beta (default 1)")
-    parser.add_argument(
-        "--delay", type=int, default=0, help="monotonic: steps held at --start first (default 0)"
-    )
-    parser.add_argument(
-        "--steepness",
-        type=float,
-        default=12.0,
-        help="logistic: steepness in ramp units (default 12)",
-    )
-    parser.add_argument(
-        "--baseline", type=float, default=0.0, help="annealer: weight at step 0 (default 0)"
-    )
-    parser.add_argument("--cyclical", action="store_true", help="annealer: start cyclical")
-    parser.add_argument(
-        "--toggle",
-        type=_toggles,
-        default={},
-        help="annealer: STEP:on|off,... switches cyclical mode before STEP",
-    )
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """A schedule option: ``--flag`` sets the factory argument ``name``."""
+
+    name: str
+    parse: Callable[[str], Any]
+    help: str
+    listable: bool = True  # a comma-separated list gives one line per value
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
 
 
-def _series(args: argparse.Namespace) -> list[tuple[str, np.ndarray]]:
-    """(label, beta for steps 0 .. steps-1) for every requested shape."""
-    if args.steps < 1:
-        raise CommandLineError(f"--steps must be >= 1, got {args.steps}")
-    total = args.total_steps if args.total_steps is not None else args.steps
-    series = []
-    for shape in args.shape if args.kind != "constant" else ["constant"]:
-        try:
-            if args.kind == "annealer":
-                values = _annealer_values(args, total, shape)
-            else:
-                schedule: Schedule
-                if args.kind == "constant":
-                    schedule = constant_schedule(args.value)
-                elif args.kind == "monotonic":
-                    schedule = monotonic_schedule(
-                        total, shape, args.start, args.end, args.delay, args.steepness
-                    )
-                else:
-                    period = args.period if args.period is not None else args.steps / 4
-                    schedule = cyclical_schedule(
-                        period, args.ratio, shape, args.start, args.end, args.steepness
-                    )
-                values = schedule_values_from(schedule, 0, args.steps)
-        except (ValueError, TypeError) as error:
-            option = str(error).split(" ")[0].replace("_", "-")
-            raise CommandLineError(f"--{option}: {error}") from None
-        series.append((shape, values))
-    return series
+OPTIONS = {
+    option.name: option
+    for option in (
+        Option("shape", str, "ramp shape: linear, cosine or logistic"),
+        Option("total_steps", _integer, "ramp length (monotonic) or T (annealer); default --steps"),
+        Option("period", _number, "cyclical: steps per cycle, may be fractional; default steps/4"),
+        Option("ratio", _number, "cyclical: fraction of a cycle spent ramping"),
+        Option("hold_start", _number, "cyclical: fraction of a cycle held at --start first"),
+        Option("num_cycles", _optional_integer, "cyclical: whole cycles, then hold --end; none"),
+        Option("start", _number, "beta at the start of the ramp"),
+        Option("end", _number, "beta at the end of the ramp"),
+        Option("delay", _integer, "monotonic: steps held at --start first"),
+        Option("steepness", _number, "logistic: steepness in ramp units"),
+        Option("value", _number, "constant: beta"),
+        Option("baseline", _number, "annealer: weight at step 0"),
+        Option("toggle", _toggles, "annealer: STEP:on|off,... switches cyclical mode", False),
+    )
+}
 
 
-def _annealer_values(args: argparse.Namespace, total: int, shape: str) -> np.ndarray:
-    annealer = Annealer(total, shape, args.baseline, cyclical=args.cyclical)
-    values = np.empty(args.steps)
-    for t in range(args.steps):
-        if t in args.toggle:
-            annealer.set_cyclical(args.toggle[t])
+def _annealer_values(
+    num_steps: int,
+    total_steps: int,
+    shape: str = "linear",
+    baseline: float = 0.0,
+    cyclical: bool = False,
+    toggle: dict[int, bool] | None = None,
+) -> np.ndarray:
+    """The documented Annealer's beta at each of ``num_steps`` steps, toggled on the way."""
+    annealer = Annealer(total_steps, shape, baseline, cyclical=cyclical)
+    values = np.empty(num_steps)
+    for t in range(num_steps):
+        if toggle and t in toggle:
+            annealer.set_cyclical(toggle[t])
         values[t] = annealer.beta
         annealer.step()
     return values
 
 
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """A ``--kind``: how to build its values, and the options it takes. Defaults are the
+    library's own, except the run-dependent ones in ``defaults`` (functions of --steps)."""
+
+    build: Callable[..., Any]
+    options: tuple[str, ...]
+    defaults: dict[str, Callable[[int], Any]] = dataclasses.field(default_factory=dict)
+    is_schedule: bool = True
+
+
+KINDS = {
+    "monotonic": Kind(
+        monotonic_schedule,
+        ("total_steps", "shape", "start", "end", "delay", "steepness"),
+        {"total_steps": lambda steps: steps},
+    ),
+    "cyclical": Kind(
+        cyclical_schedule,
+        ("period", "ratio", "shape", "start", "end", "steepness", "hold_start", "num_cycles"),
+        {"period": lambda steps: steps / 4},
+    ),
+    "constant": Kind(constant_schedule, ("value",)),
+    "annealer": Kind(
+        _annealer_values,
+        ("total_steps", "shape", "baseline", "cyclical", "toggle"),
+        {"total_steps": lambda steps: steps},
+        is_schedule=False,
+    ),
+}
+
+
+def _given(args: argparse.Namespace) -> dict[str, list[Any]]:
+    """The schedule options given on the command line, each parsed into a list."""
+    given: dict[str, list[Any]] = {}
+    for name, option in OPTIONS.items():
+        if name not in vars(args):
+            continue
+        text = vars(args)[name]
+        items = text.split(",") if option.listable else [text]
+        try:
+            given[name] = [option.parse(item.strip()) for item in items]
+        except ValueError as error:
+            raise CommandLineError(f"{option.flag}: cannot read {text!r} ({error})") from None
+    if getattr(args, "cyclical", False):
+        given["cyclical"] = [True]
+    return given
+
+
+def _series(args: argparse.Namespace) -> list[tuple[str, np.ndarray]]:
+    """``(label, beta for steps 0 .. steps-1)`` for every line requested."""
+    try:
+        steps = check_count("steps", args.steps)
+    except ValueError as error:
+        raise CommandLineError(f"--steps: {error}") from None
+    kind = KINDS[args.kind]
+    given = _given(args)
+    wrong = [name for name in given if name not in kind.options]
+    if wrong:
+        takes = ", ".join(OPTIONS[n].flag if n in OPTIONS else "--" + n for n in kind.options)
+        flags = ", ".join(OPTIONS[n].flag if n in OPTIONS else "--" + n for n in wrong)
+        raise CommandLineError(f"{flags} does not apply to --kind {args.kind} (it takes {takes})")
+    lines = max((len(v) for v in given.values()), default=1)
+    for name, values in given.items():
+        if len(values) not in (1, lines):
+            raise CommandLineError(
+                f"{OPTIONS[name].flag}: {len(values)} values, but other options give {lines}"
+            )
+    varying = [name for name, values in given.items() if len(values) > 1]
+    series = []
+    for line in range(lines):
+        kwargs = {name: values[line % len(values)] for name, values in given.items()}
+        for name, default in kind.defaults.items():
+            kwargs.setdefault(name, default(steps))
+        try:
+            if kind.is_schedule:
+                values = schedule_values_from(kind.build(**kwargs), 0, steps)
+            else:
+                values = kind.build(steps, **kwargs)
+        except (ValueError, TypeError) as error:
+            name = str(error).split(" ")[0]
+            flag = OPTIONS[name].flag if name in OPTIONS else f"--{args.kind}"
+            raise CommandLineError(f"{flag}: {error}") from None
+        label = ", ".join(
+            str(kwargs[n]) if len(varying) == 1 else f"{n}={kwargs[n]}" for n in varying
+        )
+        series.append((label or args.kind, values))
+    return series
+
+
+def _write_csv(handle: Any, series: list[tuple[str, np.ndarray]]) -> None:
+    writer = csv.writer(handle)
+    writer.writerow(["step", *(label for label, _ in series)])
+    for t in range(len(series[0][1])):
+        writer.writerow([t, *(f"{values[t]:.9g}" for _, values in series)])
+
+
 def _plot(args: argparse.Namespace) -> None:
-    series = _series(args)
+    directory = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(directory):
+        raise CommandLineError(f"--out: no such directory {directory!r}")
     if args.csv:
+        series = _series(args)
         with open(args.out, "w", newline="") as handle:
             _write_csv(handle, series)
         print(f"wrote {args.out}")
@@ -179,52 +240,65 @@ def _plot(args: argparse.Namespace) -> None:
         raise CommandLineError(
             "plot needs matplotlib (pip install 'kl_schedules[plot]'), or use --csv"
         ) from None
+    from kl_schedules.plot import plot_schedule
+
     fig, ax = plt.subplots(figsize=(7, 3))
-    for label, values in series:
-        ax.plot(np.arange(len(values)), values, label=label)
-    for step, flag in sorted(args.toggle.items()) if args.kind == "annealer" else []:
-        ax.axvline(step, color="grey", linestyle=":", linewidth=1)
-        ax.annotate(
-            f"cyclical {'on' if flag else 'off'}",
-            (step, 0.5),
-            rotation=90,
-            fontsize=8,
-            ha="right",
-            color="grey",
+    formats = fig.canvas.get_supported_filetypes()
+    extension = os.path.splitext(args.out)[1].lstrip(".").lower()
+    if extension not in formats:
+        plt.close(fig)
+        raise CommandLineError(
+            f"--out: cannot write {extension or 'files without an extension'!r}; use one of "
+            f"{sorted(formats)}, or --csv"
         )
+    series = _series(args)
+    for label, values in series:
+        plot_schedule(values, len(values), ax=ax, label=label if len(series) > 1 else None)
+    for step, flag in sorted(vars(args).get("toggle_steps", {}).items()):
+        ax.axvline(step, color="grey", linestyle=":", linewidth=1)
+        label = f"cyclical {'on' if flag else 'off'}"
+        ax.annotate(label, (step, 0.5), rotation=90, fontsize=8, ha="right", color="grey")
     ax.set_title(args.title or f"{args.kind} schedule")
-    ax.set_xlabel("step")
-    ax.set_ylabel("beta")
-    if len(series) > 1:
-        ax.legend()
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
     plt.close(fig)
     print(f"wrote {args.out}")
 
 
-def _write_csv(handle: Any, series: list[tuple[str, np.ndarray]]) -> None:
-    writer = csv.writer(handle)
-    writer.writerow(["step", *(label for label, _ in series)])
-    for t in range(len(series[0][1])):
-        writer.writerow([t, *(f"{values[t]:.9g}" for _, values in series)])
-
-
 def _values(args: argparse.Namespace) -> None:
     _write_csv(sys.stdout, _series(args))
+
+
+def _add_schedule_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--kind", choices=list(KINDS), default="monotonic", help="schedule family (monotonic)"
+    )
+    parser.add_argument("--steps", type=int, default=1000, help="steps to evaluate, from 0 (1000)")
+    for option in OPTIONS.values():
+        parser.add_argument(
+            option.flag, dest=option.name, default=argparse.SUPPRESS, help=option.help
+        )
+    parser.add_argument(
+        "--cyclical",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="annealer: start cyclical",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="kl-schedules",
-        description="Inspect KL-annealing (beta) schedules.",
-        epilog=__doc__.split("Examples::", 1)[1],
+        description="Inspect KL-annealing (beta) schedules. Unset options take the "
+        "library's defaults.",
+        epilog=(__doc__ or "").split("Examples::", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"kl-schedules {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     plot = commands.add_parser("plot", help="draw a schedule to PNG (or CSV with --csv)")
     _add_schedule_options(plot)
-    plot.add_argument("--out", default="schedule.png", help="output file (default schedule.png)")
+    plot.add_argument("--out", default="schedule.png", help="output file (schedule.png)")
     plot.add_argument("--csv", action="store_true", help="write CSV (step, beta...) instead")
     plot.add_argument("--title", default=None, help="figure title")
     plot.set_defaults(run=_plot)
@@ -236,15 +310,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)  # bad syntax: argparse prints usage + one line, exit 2
+    args = parser.parse_args(argv)  # bad syntax: one line, exit 2
+    if args.kind == "annealer" and "toggle" in vars(args):
+        try:
+            args.toggle_steps = _toggles(args.toggle)
+        except ValueError as error:
+            print(f"kl-schedules: error: --toggle: {error}", file=sys.stderr)
+            return 2
     try:
         args.run(args)
     except CommandLineError as error:
         print(f"kl-schedules: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `values | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except OSError as error:
         print(f"kl-schedules: error: {error}", file=sys.stderr)
-        return 1
+        return 2
     return 0
 
 

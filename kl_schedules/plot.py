@@ -29,15 +29,26 @@ def plot_schedule(schedule: Any, num_steps: int, ax: Any = None, label: str | No
     """Plots ``schedule`` over ``num_steps`` steps and returns the matplotlib Axes.
 
     Args:
-      schedule: any ``optax.Schedule`` (a kl_schedules factory's result, or optax's own).
+      schedule: any ``optax.Schedule`` (a kl_schedules schedule, or optax's own), or the
+        betas themselves (a sequence, e.g. an ``Annealer``'s recorded values).
       num_steps: how many steps to evaluate, from 0; an integer >= 1.
       ax: the Axes to draw on; a new figure's when omitted.
       label: legend label of the line.
 
     Returns:
       The Axes drawn on.
+
+    Examples:
+      >>> from kl_schedules import cyclical_schedule
+      >>> from kl_schedules.plot import plot_schedule
+      >>> ax = plot_schedule(cyclical_schedule(250, hold_start=0.25), 1000, label="cyclical")
+      >>> len(ax.lines[0].get_ydata())
+      1000
     """
-    values = schedule_values(schedule, num_steps)
+    if callable(schedule):
+        values = schedule_values(schedule, num_steps)
+    else:
+        values = np.asarray(schedule, dtype=float)[: check_count("num_steps", num_steps)]
     if ax is None:
         _, ax = _pyplot().subplots(figsize=(6, 3))
     ax.plot(np.arange(num_steps), values, label=label)

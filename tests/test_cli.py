@@ -11,16 +11,20 @@ import pytest
 from kl_schedules.__main__ import main
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "kl_schedules", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "kl_schedules", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
     )
 
 
 def test_values_prints_csv(capsys):
     assert main(["values", "--kind", "cyclical", "--period", "4", "--steps", "6"]) == 0
     rows = list(csv.reader(capsys.readouterr().out.splitlines()))
-    assert rows[0] == ["step", "linear"]
+    assert rows[0] == ["step", "cyclical"]
     assert [float(r[1]) for r in rows[1:]] == [0, 0.5, 1, 1, 0, 0.5]
 
 
@@ -80,12 +84,20 @@ def test_plot_writes_png_and_csv(tmp_path):
         (["values", "--kind", "spiral"], "--kind"),
         (["frobnicate"], "invalid choice"),
         ([], "required"),
-        (["plot", "--out", "/nonexistent-dir/x.csv", "--csv"], "No such file"),
+        (["plot", "--out", "/nonexistent-dir/x.csv", "--csv"], "no such directory"),
+        (["plot", "--out", "/nonexistent-dir/x.png"], "no such directory"),
+        (["plot", "--out", "x.jpg2"], "cannot write 'jpg2'"),
+        (["plot", "--ratio", "7"], "--ratio does not apply to --kind monotonic"),
+        (["values", "--kind", "constant", "--shape", "cosine"], "--shape does not apply"),
+        (["values", "--kind", "cyclical", "--cyclical"], "--cyclical does not apply"),
+        (["values", "--kind", "cyclical", "--hold-start", "0.6"], "--hold-start"),
+        (["values", "--kind", "cyclical", "--num-cycles", "two"], "--num-cycles"),
+        (["values", "--kind", "cyclical", "--ratio", "0.1,0.2", "--shape", "a,b,c"], "values"),
     ],
 )
-def test_bad_options_one_line_error_no_traceback(args, needle):
-    result = run_cli(*args)
-    assert result.returncode != 0
+def test_bad_options_one_line_error_no_traceback(args, needle, tmp_path):
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -107,3 +119,33 @@ def test_help_documents_every_option():
         "--out",
     ):
         assert option in result.stdout
+
+
+def test_new_cyclical_options_one_line_each(capsys):
+    args = ["values", "--kind", "cyclical", "--period", "4", "--steps", "12"]
+    assert main([*args, "--hold-start", "0,0.25", "--num-cycles", "none,2"]) == 0
+    rows = list(csv.reader(capsys.readouterr().out.splitlines()))
+    assert rows[0] == ["step", "hold_start=0.0, num_cycles=None", "hold_start=0.25, num_cycles=2"]
+    first = [float(r[1]) for r in rows[1:]]
+    second = [float(r[2]) for r in rows[1:]]
+    assert first == [0, 0.5, 1, 1] * 3
+    assert second == [0, 0, 0.5, 1, 0, 0, 0.5, 1, 1, 1, 1, 1]
+
+
+def test_version():
+    from kl_schedules import __version__
+
+    result = run_cli("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"kl-schedules {__version__}"
+
+
+def test_a_closed_pipe_ends_quietly():
+    result = subprocess.run(
+        f"{sys.executable} -m kl_schedules values --steps 200000 | head -n 2",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.stdout.splitlines() == ["step,monotonic", "0,0"]
+    assert result.stderr == ""
