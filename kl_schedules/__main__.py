@@ -200,9 +200,9 @@ def _series(args: argparse.Namespace) -> list[tuple[str, np.ndarray]]:
             kwargs.setdefault(name, default(steps))
         try:
             if kind.is_schedule:
-                values = schedule_values_from(kind.build(**kwargs), 0, steps)
+                betas = schedule_values_from(kind.build(**kwargs), 0, steps)
             else:
-                values = kind.build(steps, **kwargs)
+                betas = kind.build(steps, **kwargs)
         except (ValueError, TypeError) as error:
             name = str(error).split(" ")[0]
             flag = OPTIONS[name].flag if name in OPTIONS else f"--{args.kind}"
@@ -210,7 +210,7 @@ def _series(args: argparse.Namespace) -> list[tuple[str, np.ndarray]]:
         label = ", ".join(
             str(kwargs[n]) if len(varying) == 1 else f"{n}={kwargs[n]}" for n in varying
         )
-        series.append((label or args.kind, values))
+        series.append((label or args.kind, betas))
     return series
 
 

@@ -150,7 +150,7 @@ def annealing(
         return state._replace(step=documented_step(state.step, total_steps, state.cyclical))
 
     def beta(state: AnnealerState) -> jax.Array:
-        return weight(jnp.asarray(state.step).astype(float_dtype()))
+        return jnp.asarray(weight(jnp.asarray(state.step).astype(float_dtype())))
 
     def set_cyclical(state: AnnealerState, flag: ArrayLike) -> AnnealerState:
         return state._replace(cyclical=_as_flag("flag", flag))

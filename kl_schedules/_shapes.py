@@ -8,7 +8,7 @@ schedules and the host :class:`~kl_schedules.Annealer` share one definition of t
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from kl_schedules._backend import JAX_MATH, MathBackend
 from kl_schedules._validation import ArgumentTypeError, check_real
@@ -75,7 +75,7 @@ def check_shape(shape: Any, *, allow_callable: bool = True) -> str | ShapeFn:
     if isinstance(shape, str) and shape in SHAPES:
         return shape
     if allow_callable and callable(shape) and not isinstance(shape, str):
-        return shape
+        return cast(ShapeFn, shape)
     allowed = f"one of {list(SHAPE_NAMES)}" + (
         " or a callable p -> [0, 1]" if allow_callable else ""
     )

@@ -196,20 +196,18 @@ class KLAnnealingCallback(keras.callbacks.Callback):
             return  # the run's length is unknown
         remaining = (epochs - epoch) * (steps if self.update == "batch" else 1)
         now = self.step if self.update == "batch" else epoch
+        unit = "optimizer steps" if self.update == "batch" else "epochs"
         if isinstance(self.schedule, Annealer):
-            short = not self.schedule.cyclical and (
-                self.schedule.total_steps - self.schedule.current_step >= remaining
-            )
-            what = f"{self.schedule!r} needs {self.schedule.total_steps} steps"
+            needed = self.schedule.total_steps - self.schedule.current_step
+            short = not self.schedule.cyclical and needed >= remaining
+            what = f"{self.schedule!r} reaches its final value 1 (it needs {needed} more steps)"
         else:
             summary = describe(self.schedule, now + remaining)
             short = not summary.reaches_final
-            what = f"{self.schedule!r} reaches its final value {summary.final_value:g} later"
+            what = f"{self.schedule!r} reaches its final value {summary.final_value:g}"
         if short:
-            unit = "optimizer steps" if self.update == "batch" else "epochs"
             warnings.warn(
-                f"KLAnnealingCallback: {what}, but this fit ends after {now + remaining} "
-                f"{unit}: beta never reaches its final value",
+                f"KLAnnealingCallback: this fit ends after {now + remaining} {unit}, before {what}",
                 UserWarning,
                 stacklevel=2,
             )

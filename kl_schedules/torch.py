@@ -7,7 +7,13 @@ default ``weights_only=True`` (their pickled state is plain, validated data).
 
 from __future__ import annotations
 
-import torch
+try:
+    import torch
+except ImportError as error:  # pragma: no cover - exercised where torch is absent
+    raise ImportError(
+        "kl_schedules.torch needs PyTorch: pip install 'kl_schedules[torch]' (for the CPU "
+        "build: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
+    ) from error
 import torch.nn.functional as F
 from torch import nn
 

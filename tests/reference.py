@@ -1,4 +1,4 @@
-"""Independent reference implementations, transcribed from REFERENCE.md / DESIGN.md.
+"""Independent reference implementations, written from the formulas in docs/background.md.
 
 They use float64 NumPy or plain Python and share no code with kl_schedules.
 """
@@ -35,7 +35,8 @@ def py_cyclical(t: int, num: int, den: int, ratio, shape="linear", start=0.0, en
 
 
 class DocumentedAnnealer:
-    """The documented vae-annealing Annealer, transcribed from REFERENCE.md section 1."""
+    """The documented vae-annealing Annealer, rewritten from its documented behaviour
+    (docs/background.md, "The documented Annealer")."""
 
     def __init__(self, total_steps, shape="linear", baseline=0.0, cyclical=False, disable=False):
         self.current_step = 0

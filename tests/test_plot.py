@@ -42,3 +42,28 @@ def test_clear_error_without_matplotlib():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "ERR kl_schedules.plot needs matplotlib" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "module,framework,extra",
+    [
+        ("kl_schedules.torch", "torch", "kl_schedules[torch]"),
+        ("kl_schedules.keras", "keras", "kl_schedules[keras]"),
+    ],
+)
+def test_an_adapter_without_its_framework_names_the_extra(module, framework, extra):
+    code = (
+        f"import sys; sys.modules[{framework!r}] = None\n"
+        f"try:\n    import {module}\nexcept ImportError as e:\n    print('ERR', e)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert f"pip install '{extra}'" in result.stdout, result.stdout + result.stderr
+
+
+def test_importing_the_library_imports_no_framework():
+    code = (
+        "import sys, kl_schedules, kl_schedules.control\n"
+        "print(sorted(m for m in ('torch', 'keras', 'flax', 'matplotlib') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr

@@ -1,6 +1,6 @@
 """The main demo in --quick mode: constant beta collapses, annealing keeps the latent in use.
 
-Margins are generous, and nothing is asserted on ELBO ordering (REFERENCE.md section 5).
+Margins are generous, and nothing is asserted on ELBO ordering (see the README's evidence).
 """
 
 from __future__ import annotations

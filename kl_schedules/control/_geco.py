@@ -32,7 +32,7 @@ class _GECOParams(NamedTuple):
 
 def _geco_params(
     goal: Any, step_size: Any, alpha: Any, beta_init: Any, beta_min: Any, beta_max: Any
-):
+) -> _GECOParams:
     beta_min = check_real("beta_min", beta_min, 0.0, low_open=True)
     beta_max = check_real("beta_max", beta_max, 0.0, low_open=True)
     if beta_max <= beta_min:
@@ -202,7 +202,7 @@ class GECO(HostBeta):
         return self._beta
 
     def _config(self) -> dict[str, Any]:
-        return self._params._asdict()
+        return dict(self._params._asdict())
 
     def state_dict(self) -> dict[str, Any]:
         """``{"beta", "error_ema", "num_updates"}`` as plain, JSON-serialisable data."""

@@ -31,7 +31,9 @@ class _PIParams(NamedTuple):
     window: int
 
 
-def _pi_params(target_kl: Any, k_p: Any, k_i: Any, beta_min: Any, beta_max: Any, window: Any):
+def _pi_params(
+    target_kl: Any, k_p: Any, k_i: Any, beta_min: Any, beta_max: Any, window: Any
+) -> _PIParams:
     params = _PIParams(
         target=check_real("target_kl", target_kl, 0.0),
         k_p=check_real("k_p", k_p, 0.0),
