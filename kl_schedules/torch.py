@@ -19,6 +19,7 @@ from torch import nn
 
 from kl_schedules._annealer import Annealer
 from kl_schedules._host import allow_in_weights_only_load
+from kl_schedules._validation import check_bool, check_choice
 from kl_schedules.control import gaussian_kl
 
 allow_in_weights_only_load()
@@ -63,12 +64,8 @@ class VAELoss(nn.Module):
 
     def __init__(self, reduction: str = "mean", from_logits: bool = False) -> None:
         super().__init__()
-        if reduction not in _REDUCTIONS:
-            raise ValueError(f"reduction must be one of {list(_REDUCTIONS)}, got {reduction!r}")
-        if not isinstance(from_logits, bool):
-            raise TypeError(f"from_logits must be a bool, got {from_logits!r}")
-        self.reduction = reduction
-        self.from_logits = from_logits
+        self.reduction = check_choice("reduction", reduction, _REDUCTIONS)
+        self.from_logits = check_bool("from_logits", from_logits)
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}, from_logits={self.from_logits}"
