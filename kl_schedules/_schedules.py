@@ -8,9 +8,10 @@ and JAX (jit, vmap, grad, ``optax.join_schedules``), and also a value, with a re
 from __future__ import annotations
 
 import fractions
+import inspect
 import math
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +34,7 @@ from kl_schedules._validation import (
 )
 
 Step = ArrayLike
+F = TypeVar("F", bound=Callable[..., Any])
 HostReduce = Callable[[Any], Any]
 
 
@@ -96,9 +98,9 @@ class Schedule:
     """
 
     kind: ClassVar[str]
-    _factory: ClassVar[str]  # the public function that builds it (for repr)
     _fields: ClassVar[tuple[str, ...]]
-    _defaults: ClassVar[dict[str, Any]] = {}
+    # the public function that builds it, and documents and holds its defaults
+    _factory: ClassVar[Callable[..., Schedule]]
     _kinds: ClassVar[dict[str, type[Schedule]]] = {}  # kind -> class, for from_dict
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -127,12 +129,17 @@ class Schedule:
         return hash((type(self).__name__, self._params()))
 
     def __repr__(self) -> str:
-        args = []
-        for name, value in zip(self._fields, self._params(), strict=True):
-            if name in self._defaults and self._defaults[name] == value and name != "shape":
-                continue
-            args.append(f"{name}={_repr_param(value)}")
-        return f"{self._factory}({', '.join(args)})"
+        defaults = {
+            name: parameter.default
+            for name, parameter in inspect.signature(self._factory).parameters.items()
+            if parameter.default is not inspect.Parameter.empty and name != "shape"
+        }
+        args = [
+            f"{name}={_repr_param(value)}"
+            for name, value in zip(self._fields, self._params(), strict=True)
+            if name not in defaults or defaults[name] != value
+        ]
+        return f"{self._factory.__name__}({', '.join(args)})"
 
     def to_dict(self) -> dict[str, Any]:
         """The schedule as plain JSON data; :func:`kl_schedules.from_dict` rebuilds it.
@@ -149,6 +156,16 @@ class Schedule:
                 )
             data[name] = _json_param(value)
         return data
+
+
+def builds(cls: type[Schedule]) -> Callable[[F], F]:
+    """Marks a function as the public factory of ``cls`` (its repr, defaults, from_dict)."""
+
+    def register(factory: F) -> F:
+        cls._factory = staticmethod(factory)
+        return factory
+
+    return register
 
 
 def _repr_param(value: Any) -> str:
@@ -169,18 +186,17 @@ class ConstantSchedule(Schedule):
     r"""A constant beta: :math:`\beta(t) = v`. Built by :func:`constant_schedule`."""
 
     kind = "constant"
-    _factory = "constant_schedule"
     _fields = ("value",)
-    _defaults: ClassVar[dict[str, Any]] = {"value": 1.0}
     value: float
 
-    def __init__(self, value: float = 1.0) -> None:
+    def __init__(self, *, value: float) -> None:
         self._init(value=check_real("value", value))
 
     def __call__(self, step: Step) -> jax.Array:
         return jnp.full(jnp.shape(step), self.value, dtype=float_dtype())
 
 
+@builds(ConstantSchedule)
 def constant_schedule(value: float = 1.0) -> ConstantSchedule:
     r"""A constant beta: :math:`\beta(t) = v`.
 
@@ -195,21 +211,14 @@ def constant_schedule(value: float = 1.0) -> ConstantSchedule:
       >>> float(constant_schedule(0.5)(1234))
       0.5
     """
-    return ConstantSchedule(value)
+    return ConstantSchedule(value=value)
 
 
 class MonotonicSchedule(Schedule):
     """A monotonic warm-up; built by :func:`monotonic_schedule`, which documents it."""
 
     kind = "monotonic"
-    _factory = "monotonic_schedule"
     _fields = ("total_steps", "shape", "start", "end", "delay", "steepness")
-    _defaults: ClassVar[dict[str, Any]] = {
-        "start": 0.0,
-        "end": 1.0,
-        "delay": 0,
-        "steepness": DEFAULT_STEEPNESS,
-    }
     total_steps: int
     shape: str | ShapeFn
     start: float
@@ -219,12 +228,13 @@ class MonotonicSchedule(Schedule):
 
     def __init__(
         self,
+        *,
         total_steps: int,
-        shape: str | ShapeFn = "linear",
-        start: float = 0.0,
-        end: float = 1.0,
-        delay: int = 0,
-        steepness: float = DEFAULT_STEEPNESS,
+        shape: str | ShapeFn,
+        start: float,
+        end: float,
+        delay: int,
+        steepness: float,
     ) -> None:
         total_steps = check_count("total_steps", total_steps)
         delay = check_count("delay", delay, minimum=0)
@@ -260,6 +270,7 @@ class MonotonicSchedule(Schedule):
         return _interpolate(self.start, self.end, ramp, progress, at_start, at_end)
 
 
+@builds(MonotonicSchedule)
 def monotonic_schedule(
     total_steps: int,
     shape: str | ShapeFn = "linear",
@@ -298,7 +309,9 @@ def monotonic_schedule(
       >>> [round(float(schedule(t)), 4) for t in (0, 10, 60, 110, 10**12)]
       [0.0, 0.0, 0.5, 1.0, 1.0]
     """
-    return MonotonicSchedule(total_steps, shape, start, end, delay, steepness)
+    return MonotonicSchedule(
+        total_steps=total_steps, shape=shape, start=start, end=end, delay=delay, steepness=steepness
+    )
 
 
 def _as_fraction(period: Any) -> fractions.Fraction:
@@ -337,7 +350,6 @@ class CyclicalSchedule(Schedule):
     """Cyclical annealing; built by :func:`cyclical_schedule`, which documents it."""
 
     kind = "cyclical"
-    _factory = "cyclical_schedule"
     _fields = (
         "period",
         "ratio",
@@ -348,14 +360,6 @@ class CyclicalSchedule(Schedule):
         "hold_start",
         "num_cycles",
     )
-    _defaults: ClassVar[dict[str, Any]] = {
-        "ratio": 0.5,
-        "start": 0.0,
-        "end": 1.0,
-        "steepness": DEFAULT_STEEPNESS,
-        "hold_start": 0.0,
-        "num_cycles": None,
-    }
     period: fractions.Fraction
     ratio: float
     shape: str | ShapeFn
@@ -367,14 +371,15 @@ class CyclicalSchedule(Schedule):
 
     def __init__(
         self,
+        *,
         period: float | fractions.Fraction,
-        ratio: float = 0.5,
-        shape: str | ShapeFn = "linear",
-        start: float = 0.0,
-        end: float = 1.0,
-        steepness: float = DEFAULT_STEEPNESS,
-        hold_start: float = 0.0,
-        num_cycles: int | None = None,
+        ratio: float,
+        shape: str | ShapeFn,
+        start: float,
+        end: float,
+        steepness: float,
+        hold_start: float,
+        num_cycles: int | None,
     ) -> None:
         exact = _as_fraction(period)
         ratio = check_real("ratio", ratio, 0.0, 1.0, low_open=True)
@@ -434,6 +439,7 @@ class CyclicalSchedule(Schedule):
         return _interpolate(self.start, self.end, ramp, progress, at_start, at_end)
 
 
+@builds(CyclicalSchedule)
 def cyclical_schedule(
     period: float | fractions.Fraction,
     ratio: float = 0.5,
@@ -494,7 +500,16 @@ def cyclical_schedule(
       Fu et al., "Cyclical Annealing Schedule: A Simple Approach to Mitigating KL
       Vanishing", NAACL 2019. https://arxiv.org/abs/1903.10145
     """
-    return CyclicalSchedule(period, ratio, shape, start, end, steepness, hold_start, num_cycles)
+    return CyclicalSchedule(
+        period=period,
+        ratio=ratio,
+        shape=shape,
+        start=start,
+        end=end,
+        steepness=steepness,
+        hold_start=hold_start,
+        num_cycles=num_cycles,
+    )
 
 
 def from_dict(data: dict[str, Any]) -> Schedule:
@@ -525,7 +540,7 @@ def from_dict(data: dict[str, Any]) -> Schedule:
             raise ValueError(
                 f"period must be a number or 'num/den', got {data['period']!r}"
             ) from None
-    return cls(**params)
+    return cls._factory(**params)
 
 
 def schedule_values_from(schedule: Any, first: int, num_steps: int) -> np.ndarray:

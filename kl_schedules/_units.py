@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, TypeGuard
+from typing import Any, TypeGuard
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from kl_schedules._backend import float_dtype
-from kl_schedules._schedules import Schedule, Step, from_dict
+from kl_schedules._schedules import Schedule, Step, builds, from_dict
 from kl_schedules._validation import ArgumentTypeError, check_bool, check_count
 
 
@@ -31,14 +31,12 @@ class EpochsOnSteps(Schedule):
     :func:`epochs_on_steps`, which documents it."""
 
     kind = "epochs_on_steps"
-    _factory = "epochs_on_steps"
     _fields = ("schedule", "steps_per_epoch", "hold")
-    _defaults: ClassVar[dict[str, Any]] = {"hold": True}
     schedule: Schedule
     steps_per_epoch: int
     hold: bool
 
-    def __init__(self, schedule: Schedule, steps_per_epoch: int, hold: bool = True) -> None:
+    def __init__(self, *, schedule: Schedule, steps_per_epoch: int, hold: bool) -> None:
         if isinstance(schedule, dict):
             schedule = from_dict(schedule)
         self._init(
@@ -66,6 +64,7 @@ class EpochsOnSteps(Schedule):
         }
 
 
+@builds(EpochsOnSteps)
 def epochs_on_steps(schedule: Schedule, steps_per_epoch: int, hold: bool = True) -> EpochsOnSteps:
     r"""A schedule written in epochs, evaluated on optimizer steps.
 
@@ -96,7 +95,7 @@ def epochs_on_steps(schedule: Schedule, steps_per_epoch: int, hold: bool = True)
       >>> float(smooth(250))
       0.625
     """
-    return EpochsOnSteps(schedule, steps_per_epoch, hold)
+    return EpochsOnSteps(schedule=schedule, steps_per_epoch=steps_per_epoch, hold=hold)
 
 
 class StepsOnEpochs(Schedule):
@@ -104,12 +103,11 @@ class StepsOnEpochs(Schedule):
     :func:`steps_on_epochs`, which documents it."""
 
     kind = "steps_on_epochs"
-    _factory = "steps_on_epochs"
     _fields = ("schedule", "steps_per_epoch")
     schedule: Schedule
     steps_per_epoch: int
 
-    def __init__(self, schedule: Schedule, steps_per_epoch: int) -> None:
+    def __init__(self, *, schedule: Schedule, steps_per_epoch: int) -> None:
         if isinstance(schedule, dict):
             schedule = from_dict(schedule)
         self._init(
@@ -133,6 +131,7 @@ class StepsOnEpochs(Schedule):
         }
 
 
+@builds(StepsOnEpochs)
 def steps_on_epochs(schedule: Schedule, steps_per_epoch: int) -> StepsOnEpochs:
     r"""The reverse: a schedule written in optimizer steps, evaluated once per epoch.
 
@@ -148,4 +147,4 @@ def steps_on_epochs(schedule: Schedule, steps_per_epoch: int) -> StepsOnEpochs:
       >>> [float(per_epoch(e)) for e in range(5)]
       [0.0, 0.25, 0.5, 0.75, 1.0]
     """
-    return StepsOnEpochs(schedule, steps_per_epoch)
+    return StepsOnEpochs(schedule=schedule, steps_per_epoch=steps_per_epoch)

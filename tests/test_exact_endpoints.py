@@ -18,7 +18,12 @@ from hypothesis import strategies as st
 from kl_schedules import annealing, cyclical_schedule, monotonic_schedule
 
 SHAPES = ["linear", "cosine", "logistic"]
-levels = st.floats(-10.0, 10.0, allow_nan=False).map(lambda x: float(np.float32(x)))
+# float32 values, but no subnormals: XLA on CPU flushes them to zero
+levels = (
+    st.floats(-10.0, 10.0, allow_nan=False)
+    .map(lambda x: float(np.float32(x)))
+    .filter(lambda x: x == 0.0 or abs(x) >= 1e-30)
+)
 
 
 def test_the_known_case_jit_monotonic_41():
