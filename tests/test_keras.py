@@ -264,3 +264,50 @@ def test_keras_example_runs_three_modes():
     assert results["constant"]["betas"] == [1.0, 1.0]
     assert results["monotonic"]["betas"][0] < 1.0  # ramping at the end of epoch 1
     assert all(np.isfinite(r["loss"]) for r in results.values())
+
+
+TORCH_BACKEND_SCRIPT = """
+import os
+os.environ["KERAS_BACKEND"] = "torch"
+import keras, numpy as np
+from kl_schedules import monotonic_schedule
+from kl_schedules.keras import KLAnnealingCallback
+
+seen = []
+beta = keras.Variable(0.0, trainable=False, name="beta")  # outside the model
+
+
+class Probe(keras.Model):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(1)
+
+    def call(self, x):
+        return self.dense(x)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        seen.append(float(keras.ops.convert_to_numpy(beta.value)))
+        return beta * 2.0 + 0.0 * keras.ops.sum(y_pred)
+
+
+model = Probe()
+model.compile(optimizer="sgd")  # the torch backend has no steps_per_execution
+x = np.ones((64, 2), "float32")
+model.fit(x, x[:, :1], batch_size=8, epochs=2, verbose=0, shuffle=False,
+          callbacks=[KLAnnealingCallback(beta, monotonic_schedule(12))])
+print(seen)
+"""
+
+
+def test_the_torch_backend_follows_the_optimizer_too():
+    pytest.importorskip("torch")
+    import json
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", TORCH_BACKEND_SCRIPT], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(seen, [linear(t) for t in range(16)], atol=1e-7)
