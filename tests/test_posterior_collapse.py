@@ -143,7 +143,7 @@ def test_data_generators_are_deterministic_with_known_structure():
     for x, y in zip(a[:4], b[:4], strict=True):
         np.testing.assert_array_equal(x, y)
     assert not np.array_equal(a.train[:100], data.topic_markov_data(4).train[:100])
-    assert a.train.shape == (50_000, 12) and a.test.shape == (2000, 12) and a.vocab == 50
+    assert a.train.shape == (100_000, 12) and a.test.shape == (2000, 12) and a.vocab == 50
     assert set(np.unique(a.train_labels)) == set(range(8)) and a.classes == 8
     assert a.train.min() >= 0 and a.train.max() < a.vocab
     nll, nll_given_topic = data.topic_markov_nll(3, a.test, a.test_labels)

@@ -29,9 +29,9 @@ from .train import SCHEDULES, train_arms
 # (default, --quick default).
 SETTINGS: dict[str, dict[str, Any]] = {
     "topics": {
-        "data": {"topics": 8, "vocab": 50, "length": 12, "train": 50_000, "test": 2000},
+        "data": {"topics": 8, "vocab": 50, "length": 12, "train": 100_000, "test": 2000},
         "model": {"embed": 32, "hidden": 64, "latent": 8, "encoder": "lstm"},
-        "steps": (5000, 1500),
+        "steps": (4000, 1500),
         "batch": 64,
         "learning_rate": 3e-3,
         "eval": {

@@ -29,7 +29,7 @@ def _topic_chains(rng, topics: int, vocab: int):
 
 
 def topic_markov_data(
-    seed: int, topics: int = 8, vocab: int = 50, length: int = 12, train: int = 50_000, test=2000
+    seed: int, topics: int = 8, vocab: int = 50, length: int = 12, train: int = 100_000, test=2000
 ) -> Dataset:
     """K "topics", each a first-order Markov chain over ``vocab`` tokens (Dirichlet(0.1)
     start and transition rows); a sequence picks a topic uniformly and walks its chain.

@@ -96,7 +96,7 @@ def evaluate(model: SequenceVAE, params, data, key, config: dict) -> dict:
 
     ``config`` gives ``eval_size`` (sequences of each set used), ``recon_samples`` (S),
     ``iw_samples`` (K), ``sample_chunk`` and ``probe_train_size`` (training sequences the
-    probe learns from); both sets use the same estimators.
+    probe learns from, or all if fewer); both sets use the same estimators.
     """
     size, samples, chunk = config["eval_size"], config["recon_samples"], config["sample_chunk"]
     train = jnp.asarray(data.train[:size])
