@@ -16,9 +16,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the package next to this script
+HERE = str(Path(__file__).resolve().parent)  # the package sits next to this script
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
 
-from collapse_experiment.cli import main
+from collapse_experiment.cli import main  # noqa: E402  (after the path is set)
 
 if __name__ == "__main__":
     main()

@@ -230,7 +230,8 @@ def run_job(dataset: str, seed: int, config: dict, out: str, plain: bool) -> lis
 
 def _single_threaded() -> None:
     """Worker set-up, before JAX starts its backend: one thread per process. Matmuls this
-    small barely use a second thread, so one process per core trains about twice as fast."""
+    small barely use a second thread (10% faster than one, measured on 2 cores), so one
+    process per core trains 1.5-2 times as many steps per second."""
     flags = os.environ.get("XLA_FLAGS", "")
     os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
 
