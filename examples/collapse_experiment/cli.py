@@ -31,7 +31,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "topics": {
         "data": {"topics": 8, "vocab": 50, "length": 12, "train": 100_000, "test": 2000},
         "model": {"embed": 32, "hidden": 64, "latent": 8, "encoder": "lstm"},
-        "steps": (4000, 1500),
+        "steps": (3000, 1500),
         "batch": 64,
         "learning_rate": 3e-3,
         "eval": {
