@@ -157,25 +157,30 @@ class Annealer(HostBeta):
     @disable.setter
     def disable(self, value: bool) -> None:
         self._disable = check_bool("disable", value)
+        self._write_mirror()
+
+    def _effective_beta(self) -> float:
+        return 1.0 if self._disable else self._beta
 
     # ---- the documented API ----------------------------------------------------------------
 
     @property
     def beta(self) -> Any:
         """The current weight ``w(current_step)``: a float (1.0 when disabled); inside
-        ``torch.compile``, a 0-d float64 tensor holding it."""
-        if self._disable:
-            return 1.0
-        return self._compiled_beta() if compiling() is not None else self._beta
+        ``torch.compile``, a 0-d tensor of torch's default dtype holding it."""
+        if compiling() is not None:
+            return self._compiled_beta()  # the mirror holds 1.0 while disabled
+        return 1.0 if self._disable else self._beta
 
     def __call__(self, kld: Any) -> Any:
-        """Returns ``kld * beta``; with ``disable=True``, ``kld`` itself."""
-        if self._disable:
-            return kld
+        """Returns ``kld * beta``; with ``disable=True``, ``kld`` itself (in compiled code,
+        ``kld * 1.0``: the same numbers, and toggling ``disable`` does not recompile)."""
         if not isinstance(kld, float):  # a float is never a tensor, nor compiled
             torch = compiling()
             if torch is not None and isinstance(kld, torch.Tensor):
-                return self._times_beta(kld)
+                return self._times_beta(kld)  # the mirror holds 1.0 while disabled
+        if self._disable:
+            return kld
         return kld * self._beta
 
     def step(self) -> None:
@@ -183,7 +188,7 @@ class Annealer(HostBeta):
         self._step = step = documented_step(self._step, self._total_steps, self._cyclical)
         self._beta = beta = self._weight_at(step)
         if self._mirror is not None:  # _set_beta, inlined: this is the per-step path
-            self._mirror.fill_(beta)
+            self._mirror.fill_(1.0 if self._disable else beta)
 
     def set_cyclical(self, value: bool) -> None:
         """Turns cyclical mode on or off; takes effect at the next ``step()``."""

@@ -8,7 +8,8 @@ eager; with ``fullgraph=True`` it raises). A 0-d tensor is guarded on its metada
 So the first time compiled code reads beta, the object makes a float64 0-d CPU tensor
 holding it, writes every later change of beta into it in place (``fill_``), and hands it
 to compiled code: ``obj.beta`` returns it (cast to torch's default dtype) and
-``annealer(kld)`` multiplies by it, rounded exactly as eager ``kld * float`` rounds.
+``annealer(kld)`` multiplies by it, rounded exactly as eager ``kld * float`` rounds. A
+disabled Annealer keeps 1.0 in its mirror, so toggling ``disable`` does not recompile either.
 Eager code sees plain floats and never touches the mirror. torch is never imported here."""
 
 from __future__ import annotations
@@ -70,16 +71,20 @@ class HostBeta:
 
     def _set_beta(self, value: float) -> None:
         self._beta = value
-        self._write_mirror(value)
+        self._write_mirror()
 
-    def _write_mirror(self, value: float) -> None:
+    def _effective_beta(self) -> float:
+        """What compiled code multiplies by (a subclass may override, e.g. 1.0 when off)."""
+        return self._beta
+
+    def _write_mirror(self) -> None:
         if self._mirror is not None:
-            self._mirror.fill_(value)
+            self._mirror.fill_(self._effective_beta())
 
     def _beta_tensor(self) -> Any:
-        """The 0-d float64 mirror of beta."""
+        """The 0-d float64 mirror of the effective beta."""
         if self._mirror is None:
-            self._mirror = _new_mirror(self._beta)
+            self._mirror = _new_mirror(self._effective_beta())
         return self._mirror
 
     def _times_beta(self, tensor: Any) -> Any:

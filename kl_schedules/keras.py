@@ -29,8 +29,10 @@ _BLOCK = 4096  # schedule values computed per vectorised call
 _UNTRACKED = (
     "with the JAX backend a compiled train step sees only the model's own variables, and "
     "beta could not be attached to this model ({reason}). Create beta inside the model "
-    "instead, e.g. `self.beta = keras.Variable(0.0, trainable=False)` in its __init__ (or "
-    "in a layer's), read it in the loss, and pass `model.beta` to KLAnnealingCallback"
+    "instead: `self.beta = keras.Variable(0.0, trainable=False)` in a subclassed model's "
+    "__init__, or `model.beta = keras.Variable(0.0, trainable=False)` on a built "
+    "Sequential or functional model; read it in the loss, and pass `model.beta` to "
+    "KLAnnealingCallback"
 )
 
 
@@ -51,6 +53,28 @@ def _tracks(model: Any, variable: Any) -> bool:
     return any(v is variable for v in model.non_trainable_variables)
 
 
+def _add_to_layer_store(owner: Any, holder: _BetaHolder) -> None:
+    tracker = owner._tracker
+    was_locked = tracker.locked
+    tracker.unlock()
+    try:
+        tracker.add_to_store("layers", holder)
+    finally:
+        if was_locked:
+            tracker.lock()
+
+
+def _remove_from_layer_store(owner: Any, holder: _BetaHolder) -> None:
+    tracker = owner._tracker
+    was_locked = tracker.locked
+    tracker.unlock()
+    try:
+        tracker.untrack(holder)
+    finally:
+        if was_locked:
+            tracker.lock()
+
+
 class KLAnnealingCallback(keras.callbacks.Callback):
     """Sets a non-trainable ``keras.Variable`` ``beta`` from a schedule during ``fit``.
 
@@ -59,7 +83,10 @@ class KLAnnealingCallback(keras.callbacks.Callback):
     it (a module-level ``beta`` read by a loss function). With the JAX backend a compiled
     step sees only the model's own state, so for the duration of ``fit`` the callback
     attaches an outside ``beta`` to the model (as a small child layer, removed at the end
-    of training), before the train step is compiled.
+    of training), before the train step is compiled. Outside ``fit`` the JAX backend reads
+    an outside ``beta`` as a constant when it compiles, so to ``evaluate`` or ``predict``
+    with a value assigned later, pass this callback to that call too (it attaches beta
+    for its duration) or create beta inside the model.
 
     With ``update="batch"`` the schedule's step is the optimizer's iteration count, read
     before each execution of the train function: beta follows the optimizer, also with
@@ -105,6 +132,8 @@ class KLAnnealingCallback(keras.callbacks.Callback):
         self.step = 0
         self.last_beta = math.nan
         self._holder: _BetaHolder | None = None
+        self._holder_owner: Any = None
+        self._in_fit = False
         self._fit_checked = False
         self._last_iteration: int | None = None
         self._block_start = -1
@@ -119,36 +148,33 @@ class KLAnnealingCallback(keras.callbacks.Callback):
             self._attach(model)
 
     def _attach(self, model: Any) -> None:
-        try:
+        """Adds a holder of beta to the model's layer store or, where that does not reach
+        the model's variables (a ``Sequential`` keeps its own list of layers), to the store
+        of the first of its layers where it does."""
+        owners = [model] + [
+            layer
+            for layer in model._flatten_layers(include_self=False)
+            if not isinstance(layer, keras.layers.InputLayer)
+        ]
+        reason = "it is still not among its variables"
+        for owner in owners:
             holder = _BetaHolder(self.beta)
-            tracker = model._tracker
-            was_locked = tracker.locked
-            tracker.unlock()
             try:
-                tracker.add_to_store("layers", holder)
-            finally:
-                if was_locked:
-                    tracker.lock()
-        except Exception as error:
-            raise ValueError(
-                _UNTRACKED.format(reason=f"{type(error).__name__}: {error}")
-            ) from error
-        if not _tracks(model, self.beta):
-            raise ValueError(_UNTRACKED.format(reason="it is still not among its variables"))
-        self._holder = holder
+                _add_to_layer_store(owner, holder)
+            except Exception as error:
+                reason = f"{type(error).__name__}: {error}"
+                continue
+            if _tracks(model, self.beta):
+                self._holder, self._holder_owner = holder, owner
+                return
+            _remove_from_layer_store(owner, holder)
+        raise ValueError(_UNTRACKED.format(reason=reason))
 
     def _detach(self) -> None:
         if self._holder is None:
             return
-        tracker = self._model._tracker
-        was_locked = tracker.locked
-        tracker.unlock()
-        try:
-            tracker.untrack(self._holder)
-        finally:
-            if was_locked:
-                tracker.lock()
-        self._holder = None
+        _remove_from_layer_store(self._holder_owner, self._holder)
+        self._holder = self._holder_owner = None
 
     # ---- the schedule -------------------------------------------------------------------
 
@@ -179,6 +205,7 @@ class KLAnnealingCallback(keras.callbacks.Callback):
         self.beta.assign(self.last_beta)
 
     def on_train_begin(self, logs: Any = None) -> None:
+        self._in_fit = True
         self._last_iteration = None
         if self.update == "batch":
             self.step = self._follow_optimizer(self.model)  # an Annealer is here now
@@ -227,4 +254,12 @@ class KLAnnealingCallback(keras.callbacks.Callback):
     def on_train_end(self, logs: Any = None) -> None:
         if self.update == "batch":
             self._follow_optimizer(self.model)  # count the steps of the last execution
+        self._in_fit = False
         self._detach()
+
+    def on_test_end(self, logs: Any = None) -> None:
+        if not self._in_fit:  # passed to evaluate(): attached by set_model, until its end
+            self._detach()
+
+    def on_predict_end(self, logs: Any = None) -> None:
+        self.on_test_end(logs)

@@ -187,6 +187,40 @@ def test_beta_outside_a_functional_model_with_a_loss_function():
     np.testing.assert_allclose(SEEN, [linear(t) for t in range(16)], atol=1e-7)
 
 
+@pytest.mark.parametrize("with_input", [True, False])
+def test_beta_outside_a_sequential_model(with_input, tmp_path):
+    """A Sequential keeps its own list of layers: beta rides on one of them during fit."""
+    layers = [keras.Input((2,))] if with_input else []
+    model = keras.Sequential([*layers, keras.layers.Dense(1)])
+
+    def loss(y_true, y_pred):
+        record(outside_beta.value)
+        return outside_beta * 2.0 + 0.0 * keras.ops.sum(y_pred)
+
+    checkpoint = keras.callbacks.ModelCheckpoint(tmp_path / "s.weights.h5", save_weights_only=True)
+    model.compile(optimizer="sgd", loss=loss, steps_per_execution=2)
+    x, y = data()
+    callback = KLAnnealingCallback(outside_beta, monotonic_schedule(12))
+    model.fit(x, y, batch_size=BATCH, epochs=2, verbose=0, callbacks=[callback, checkpoint])
+    np.testing.assert_allclose(SEEN, [linear(2 * (t // 2)) for t in range(16)], atol=1e-7)
+    assert all(v is not outside_beta for v in model.variables)  # detached after fit
+    fresh = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    fresh.load_weights(tmp_path / "s.weights.h5")  # the mid-fit checkpoint loads
+    np.testing.assert_allclose(fresh.layers[0].kernel.numpy(), model.layers[0].kernel.numpy())
+
+
+def test_evaluate_after_fit_sees_a_later_beta_when_given_the_callback():
+    model, loss = functional_model_with_outside_beta()
+    callback = KLAnnealingCallback(outside_beta, monotonic_schedule(4))
+    fit(model, callback, epochs=1, loss=loss)
+    x, y = data()
+    outside_beta.assign(0.25)
+    SEEN.clear()
+    assert model.evaluate(x, y, batch_size=BATCH, verbose=0, callbacks=[callback]) == 0.5
+    assert SEEN and set(SEEN) == {0.25}
+    assert all(v is not outside_beta for v in model.variables)  # detached again
+
+
 def test_run_eagerly_raises_no_false_error():
     model = OutsideBetaModel()
     fit(model, KLAnnealingCallback(outside_beta, monotonic_schedule(12)), run_eagerly=True)

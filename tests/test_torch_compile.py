@@ -34,8 +34,8 @@ def step_function(kld, kl):
 
 
 def drive(compiled, steps=200):
-    """Runs ``steps`` steps with step() calls, toggles, a load_state_dict and controller
-    updates; returns the compiled outputs and eager outputs of every step."""
+    """Runs ``steps`` steps with step() calls, cyclical and disable toggles, a
+    load_state_dict and controller updates; returns the compiled outputs and eager outputs of every step."""
     saved = annealer.state_dict()
     got, expected = [], []
     kld, kl = torch.tensor(2.0), torch.full((4,), 3.0)
@@ -46,6 +46,8 @@ def drive(compiled, steps=200):
             annealer.cyclical_setter = True
         if t == 120:
             annealer.load_state_dict(saved)
+        if t in (150, 160):
+            annealer.disable = t == 150
         got.append([x.detach().clone() for x in compiled(kld, kl)])
         expected.append(list(step_function(kld, kl)))
         annealer.step()
@@ -77,9 +79,30 @@ def test_compiles_at_most_twice_over_200_steps(fullgraph):
         for a, b in zip(ours, eager, strict=True):
             assert a.dtype == b.dtype, step
             torch.testing.assert_close(a, b, rtol=0, atol=0, msg=f"step {step}")
-    # the compiled function saw beta move: wrap, hold, restored state
+    # the compiled function saw beta move: wrap, hold, restored state, disabled (1.0)
     betas = [float(g[0]) / 2.0 for g in got]
     assert len(set(betas)) > 5 and max(betas) <= 1.0 and min(betas) >= 0.1 - 1e-7
+    assert set(betas[150:160]) == {1.0} and betas[160] < 1.0
+
+
+def test_beta_is_exact_for_a_float64_loss_when_float64_is_the_default_dtype():
+    """Compiled ``.beta`` is a tensor of the default dtype: float64 losses set it so."""
+    backend = CountingBackend()
+    compiled = torch.compile(step_function, backend=backend, fullgraph=True)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        kld, kl = torch.tensor(2.0), torch.full((4,), 3.0)
+        for _ in range(20):
+            for ours, eager in zip(compiled(kld, kl), step_function(kld, kl), strict=True):
+                assert ours.dtype == eager.dtype == torch.float64
+                assert torch.equal(ours, eager)
+            annealer.step()
+            controller.update(5.0)
+            geco_control.update(1.5)
+    finally:
+        torch.set_default_dtype(default)
+    assert backend.compiles <= 2
 
 
 def test_inductor_values_equal_eager_without_recompiling():
