@@ -48,10 +48,18 @@ class EpochsOnSteps(Schedule):
     def __call__(self, step: Step) -> jax.Array:
         n = self.steps_per_epoch
         if _is_python_int(step):  # exact for any size: reduced on the host
-            return self.schedule(int(step) // n if self.hold else int(step) / n)
+            epoch, within = divmod(int(step), n)
+            return self.schedule(epoch if self.hold or within == 0 else int(step) / n)
         step = jnp.asarray(step) if not isinstance(step, np.ndarray) else step
-        if self.hold and jnp.issubdtype(step.dtype, jnp.integer):
-            return self.schedule(step // n)
+        if jnp.issubdtype(step.dtype, jnp.integer):
+            epoch = step // n
+            if self.hold:
+                return self.schedule(epoch)
+            # At an epoch boundary the schedule gets the integer epoch, so its exact
+            # endpoints stay exact under jit (where step / n is computed as step * (1/n)).
+            within = step - epoch * n
+            fraction = epoch.astype(float_dtype()) + within.astype(float_dtype()) / n
+            return jnp.where(within == 0, self.schedule(epoch), self.schedule(fraction))
         epochs = jnp.asarray(step).astype(float_dtype()) / n
         return self.schedule(jnp.floor(epochs) if self.hold else epochs)
 
@@ -116,12 +124,18 @@ class StepsOnEpochs(Schedule):
         )
 
     def __call__(self, epoch: Step) -> jax.Array:
+        n = self.steps_per_epoch
         if _is_python_int(epoch):  # exact for any size
-            return self.schedule(int(epoch) * self.steps_per_epoch)
+            return self.schedule(int(epoch) * n)
+        if isinstance(epoch, (np.ndarray, np.generic)) and np.issubdtype(epoch.dtype, np.integer):
+            wide = np.asarray(epoch).astype(np.int64)  # on the host: exact in int64
+            if np.any(np.abs(wide) > np.iinfo(np.int64).max // n):
+                raise ValueError(f"epoch * steps_per_epoch ({n}) does not fit in int64")
+            return self.schedule(wide * n)
         epoch = jnp.asarray(epoch)
         if jnp.issubdtype(epoch.dtype, jnp.integer):
-            return self.schedule(epoch.astype(jnp.int32) * self.steps_per_epoch)
-        return self.schedule(epoch * self.steps_per_epoch)
+            return _integer_epochs(self.schedule, epoch, n)
+        return self.schedule(epoch * n)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -129,6 +143,27 @@ class StepsOnEpochs(Schedule):
             "schedule": self.schedule.to_dict(),
             "steps_per_epoch": self.steps_per_epoch,
         }
+
+
+def _integer_epochs(schedule: Schedule, epoch: jax.Array, n: int) -> jax.Array:
+    """``schedule(epoch * n)`` for a JAX integer array, never wrapping around: in int64 when
+    JAX has it; otherwise in uint32 (epochs >= 0) and int32 (epochs < 0), and NaN where
+    the step does not fit in either."""
+    if jnp.iinfo(epoch.dtype).bits > 32:  # int64, with jax_enable_x64
+        return schedule(epoch * n)
+    signed = jnp.issubdtype(epoch.dtype, jnp.signedinteger)
+    kind = jnp.int32 if signed else jnp.uint32
+    epoch = epoch.astype(kind)  # compare in 32 bits, against constants of that type
+    top = kind(min((2**32 - 1) // n, 2**31 - 1 if signed else 2**32 - 1))
+    up = jnp.clip(epoch, kind(0), top).astype(jnp.uint32) * jnp.uint32(n)  # n < 2**31
+    beta = schedule(up)
+    fits = epoch <= top
+    if signed:
+        bottom = jnp.int32(-(2**31 // n))
+        down = jnp.clip(epoch, bottom, jnp.int32(0)) * jnp.int32(n)
+        beta = jnp.where(epoch < 0, schedule(down), beta)
+        fits &= epoch >= bottom
+    return jnp.where(fits, beta, jnp.nan)
 
 
 @builds(StepsOnEpochs)
@@ -139,7 +174,10 @@ def steps_on_epochs(schedule: Schedule, steps_per_epoch: int) -> StepsOnEpochs:
 
     the beta at the first step of epoch ``e`` (:math:`n` = ``steps_per_epoch``), for code
     that sets beta once per epoch (a Keras callback with ``update="epoch"``, a plot in
-    epochs). For traced integer epochs :math:`e \cdot n` must fit in int32.
+    epochs). The product :math:`e \cdot n` never wraps around: Python integers are exact
+    at any size and NumPy integers in int64; a JAX integer epoch (as under ``jit``)
+    computes the step in uint32 (int32 for negative epochs), and where it does not fit
+    there the result is NaN rather than a wrapped step.
 
     Examples:
       >>> from kl_schedules import monotonic_schedule, steps_on_epochs

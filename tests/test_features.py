@@ -195,6 +195,47 @@ def test_steps_on_epochs_and_the_scvi_recipe():
     assert float(scvi_like(50 * 200 + 49)) == 0.5 and float(scvi_like(50 * 400)) == 1.0
 
 
+@given(
+    epoch=st.integers(-(2**31), 2**32 - 1),
+    per_epoch=st.sampled_from([1, 3, 7, 1000, 2**20, 2**31 - 1]),
+)
+def test_steps_on_epochs_never_wraps_around(epoch, per_epoch):
+    """Against the exact step (a Python int): equal, or NaN where a 32-bit step cannot hold
+    it; never the value of a wrapped-around step."""
+    inner = cyclical_schedule(7, ratio=0.5)
+    schedule = steps_on_epochs(inner, per_epoch)
+    truth = float(inner(epoch * per_epoch)) if epoch * per_epoch >= -(2**31) else None
+    if epoch * per_epoch < 2**63:
+        assert float(schedule(np.array([epoch], np.int64))[0]) == float(inner(epoch * per_epoch))
+    for kind in (jnp.int32, jnp.uint32):
+        info = jnp.iinfo(kind)
+        if not info.min <= epoch <= info.max:
+            continue
+        got = float(jax.jit(schedule)(kind(epoch)))
+        if info.min <= epoch * per_epoch <= 2**32 - 1 and truth is not None:
+            assert got == pytest.approx(truth, abs=1e-6), kind
+        else:
+            assert math.isnan(got), kind
+
+
+@pytest.mark.parametrize("period", [3, 2.5, 7])
+@pytest.mark.parametrize("per_epoch", [1, 7, 10, 13])
+def test_epochs_on_steps_without_hold_is_exact_at_epoch_boundaries_under_jit(period, per_epoch):
+    inner = cyclical_schedule(period, ratio=1.0, start=0.2, end=0.9)
+    schedule = epochs_on_steps(inner, per_epoch, hold=False)
+    epochs = np.arange(40)
+    steps = jnp.asarray(epochs * per_epoch, jnp.int32)
+    want = np.array([float(inner(int(e))) for e in epochs], np.float32)
+    jitted = np.asarray(jax.jit(schedule)(steps))
+    # the inner schedule at the integer epoch, in the same regime (jit or eager) ...
+    np.testing.assert_array_equal(jitted, np.asarray(jax.jit(inner)(jnp.asarray(epochs))))
+    np.testing.assert_array_equal(np.asarray(schedule(np.asarray(steps))), want)
+    assert [float(schedule(int(s))) for s in steps] == want.tolist()
+    # ... so start and end are exact at every cycle boundary (plain step / n missed them)
+    ends = np.isin(want, np.float32([0.2, 0.9]))
+    assert ends.any() and (jitted[ends] == want[ends]).all()
+
+
 # ---- describe ----------------------------------------------------------------------------------
 
 
