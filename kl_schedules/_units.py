@@ -48,8 +48,8 @@ class EpochsOnSteps(Schedule):
     def __call__(self, step: Step) -> jax.Array:
         n = self.steps_per_epoch
         if _is_python_int(step):  # exact for any size: reduced on the host
-            epoch, within = divmod(int(step), n)
-            return self.schedule(epoch if self.hold or within == 0 else int(step) / n)
+            whole, rest = divmod(int(step), n)
+            return self.schedule(whole if self.hold or rest == 0 else int(step) / n)
         step = jnp.asarray(step) if not isinstance(step, np.ndarray) else step
         if jnp.issubdtype(step.dtype, jnp.integer):
             epoch = step // n
@@ -149,7 +149,7 @@ def _integer_epochs(schedule: Schedule, epoch: jax.Array, n: int) -> jax.Array:
     """``schedule(epoch * n)`` for a JAX integer array, never wrapping around: in int64 when
     JAX has it; otherwise in uint32 (epochs >= 0) and int32 (epochs < 0), and NaN where
     the step does not fit in either."""
-    if jnp.iinfo(epoch.dtype).bits > 32:  # int64, with jax_enable_x64
+    if epoch.dtype.itemsize > 4:  # int64, with jax_enable_x64
         return schedule(epoch * n)
     signed = jnp.issubdtype(epoch.dtype, jnp.signedinteger)
     kind = jnp.int32 if signed else jnp.uint32

@@ -35,7 +35,8 @@ def step_function(kld, kl):
 
 def drive(compiled, steps=200):
     """Runs ``steps`` steps with step() calls, cyclical and disable toggles, a
-    load_state_dict and controller updates; returns the compiled outputs and eager outputs of every step."""
+    load_state_dict and controller updates; returns the compiled outputs and eager outputs
+    of every step."""
     saved = annealer.state_dict()
     got, expected = [], []
     kld, kl = torch.tensor(2.0), torch.full((4,), 3.0)
