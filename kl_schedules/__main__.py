@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import inspect
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -156,6 +157,12 @@ KINDS = {
 }
 
 
+def _default_shape(kind: Kind) -> Any:
+    """The library's default ``shape`` of a kind's factory (None if it takes none)."""
+    parameter = inspect.signature(kind.build).parameters.get("shape")
+    return None if parameter is None else parameter.default
+
+
 def _given(args: argparse.Namespace) -> dict[str, list[Any]]:
     """The schedule options given on the command line, each parsed into a list."""
     given: dict[str, list[Any]] = {}
@@ -186,6 +193,8 @@ def _series(args: argparse.Namespace) -> list[tuple[str, np.ndarray]]:
         takes = ", ".join(OPTIONS[n].flag if n in OPTIONS else "--" + n for n in kind.options)
         flags = ", ".join(OPTIONS[n].flag if n in OPTIONS else "--" + n for n in wrong)
         raise CommandLineError(f"{flags} does not apply to --kind {args.kind} (it takes {takes})")
+    if "steepness" in given and "logistic" not in given.get("shape", [_default_shape(kind)]):
+        raise CommandLineError("--steepness applies only to --shape logistic")
     lines = max((len(v) for v in given.values()), default=1)
     for name, values in given.items():
         if len(values) not in (1, lines):
@@ -222,6 +231,11 @@ def _write_csv(handle: Any, series: list[tuple[str, np.ndarray]]) -> None:
 
 
 def _plot(args: argparse.Namespace) -> None:
+    if args.out == "-":
+        if not args.csv:
+            raise CommandLineError("--out -: standard output takes --csv only, not an image")
+        _values(args)
+        return
     directory = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(directory):
         raise CommandLineError(f"--out: no such directory {directory!r}")
@@ -298,7 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     plot = commands.add_parser("plot", help="draw a schedule to PNG (or CSV with --csv)")
     _add_schedule_options(plot)
-    plot.add_argument("--out", default="schedule.png", help="output file (schedule.png)")
+    plot.add_argument(
+        "--out", default="schedule.png", help="output file (schedule.png); - with --csv: stdout"
+    )
     plot.add_argument("--csv", action="store_true", help="write CSV (step, beta...) instead")
     plot.add_argument("--title", default=None, help="figure title")
     plot.set_defaults(run=_plot)

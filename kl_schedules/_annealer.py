@@ -8,7 +8,7 @@ from kl_schedules._annealing import documented_step, documented_weight
 from kl_schedules._backend import PY_MATH
 from kl_schedules._host import HostBeta, compiling
 from kl_schedules._shapes import check_shape
-from kl_schedules._validation import check_bool, check_count, check_real
+from kl_schedules._validation import check_bool, check_count, check_keys, check_real
 
 _MEMO_MAX = 4096
 _STATE_KEYS = ("current_step", "total_steps", "shape", "baseline", "cyclical", "disable")
@@ -221,9 +221,7 @@ class Annealer(HostBeta):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restores a :meth:`state_dict`, validating every entry before changing anything."""
-        missing = set(_STATE_KEYS) - set(state_dict)
-        if missing:
-            raise ValueError(f"state_dict is missing keys {sorted(missing)}")
+        check_keys("state_dict", state_dict, _STATE_KEYS)
         total_steps = check_count("total_steps", state_dict["total_steps"])
         shape = check_shape(state_dict["shape"], allow_callable=False)
         baseline = check_real("baseline", state_dict["baseline"], 0.0, 1.0)

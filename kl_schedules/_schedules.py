@@ -293,7 +293,8 @@ def monotonic_schedule(
 
     Args:
       total_steps: length of the ramp in steps, an integer >= 1.
-      shape: ``"linear"``, ``"cosine"``, ``"logistic"`` or a callable ``p -> [0, 1]``.
+      shape: ``"linear"``, ``"cosine"``, ``"logistic"`` (or the library's function of that
+        name, which stands for it) or a callable ``p -> [0, 1]``.
       start: beta before and at the start of the ramp.
       end: beta at and after ``delay + total_steps``.
       delay: steps held at ``start`` before the ramp begins, an integer >= 0.
@@ -342,6 +343,11 @@ def _as_fraction(period: Any) -> fractions.Fraction:
     if exact <= 0 or exact.numerator * exact.denominator > INT32_MAX:
         raise ValueError(
             f"period must be > 0 with num * den <= 2**31 - 1 as a fraction num/den, got {period!r}"
+        )
+    if exact <= 1:
+        raise ValueError(
+            f"period must be more than 1 step (a cycle of 1 step or less is at its start at "
+            f"every integer step, so beta would never leave start), got {period!r}"
         )
     return exact
 
@@ -473,9 +479,11 @@ def cyclical_schedule(
     in integer arithmetic, so step ``2**31 - 1`` and uint32 steps are exact.
 
     Args:
-      period: steps per cycle, a number > 0 (int, float or ``fractions.Fraction``).
+      period: steps per cycle, a number > 1 (int, float or ``fractions.Fraction``); Fu et
+        al. use ``T / M`` for ``M`` cycles in ``T`` steps.
       ratio: fraction of each cycle spent ramping, in (0, 1].
-      shape: ``"linear"``, ``"cosine"``, ``"logistic"`` or a callable ``p -> [0, 1]``.
+      shape: ``"linear"``, ``"cosine"``, ``"logistic"`` (or the library's function of that
+        name, which stands for it) or a callable ``p -> [0, 1]``.
       start: beta held at the start of each cycle.
       end: beta held from ``tau = hold_start + ratio`` to the end of each cycle.
       steepness: ``k`` of the logistic shape, in units of one ramp.
@@ -540,6 +548,13 @@ def from_dict(data: dict[str, Any]) -> Schedule:
             raise ValueError(
                 f"period must be a number or 'num/den', got {data['period']!r}"
             ) from None
+    required = [
+        name
+        for name, parameter in inspect.signature(cls._factory).parameters.items()
+        if parameter.default is inspect.Parameter.empty and name not in params
+    ]
+    if required:
+        raise ValueError(f"a {kind} schedule needs keys {required}, missing from {data!r}")
     return cls._factory(**params)
 
 

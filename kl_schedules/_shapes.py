@@ -70,10 +70,18 @@ def check_steepness(steepness: Any) -> float:
     return check_real("steepness", steepness, 0.0, low_open=True)
 
 
+#: The public ramp functions stand for their names (so schedules built with them compare
+#: equal to, and serialise like, schedules built with the names).
+_NAME_OF_FUNCTION: dict[Any, str] = {linear: "linear", cosine: "cosine", logistic: "logistic"}
+
+
 def check_shape(shape: Any, *, allow_callable: bool = True) -> str | ShapeFn:
-    """Returns ``shape`` if it names a registered shape (or, if allowed, is callable)."""
+    """Returns the registered name ``shape`` is or stands for, as a plain ``str`` (or, if
+    allowed, a user callable)."""
     if isinstance(shape, str) and shape in SHAPES:
-        return shape
+        return str(shape)  # a NumPy str_ too, as a plain str (it pickles everywhere)
+    if callable(shape) and shape in _NAME_OF_FUNCTION:
+        return _NAME_OF_FUNCTION[shape]
     if allow_callable and callable(shape) and not isinstance(shape, str):
         return cast(ShapeFn, shape)
     allowed = f"one of {list(SHAPE_NAMES)}" + (

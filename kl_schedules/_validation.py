@@ -91,6 +91,39 @@ def check_real(
     return result
 
 
+def check_measurement(name: str, value: Any) -> float:
+    """A measured number fed to a controller (a Python or NumPy number, or a 0-d tensor or
+    array of any framework) as a Python float; NaN and infinities pass (controllers skip
+    them). Bools, strings and arrays with more than one element raise."""
+    if isinstance(value, float):
+        return value  # the per-step fast path
+    if _is_bool(value) or isinstance(value, (str, bytes)):
+        raise ArgumentTypeError(f"{name} must be a real number, got {_describe(value)}")
+    result = _as_real(value)
+    if result is None:
+        raise ArgumentTypeError(
+            f"{name} must be a real number or a 0-d tensor, got {_describe(value)}"
+        )
+    return result
+
+
+def check_keys(
+    name: str, state: Any, required: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> None:
+    """Checks that ``state`` is a dict with every ``required`` key and no unknown one."""
+    if not isinstance(state, dict):
+        raise ArgumentTypeError(f"{name} must be a dict, got {_describe(state)}")
+    missing = [key for key in required if key not in state]
+    unknown = sorted(set(state) - set(required) - set(optional))
+    if missing or unknown:
+        raise ValueError(
+            f"{name} must have the keys {list(required)}"
+            + (f" (optionally {list(optional)})" if optional else "")
+            + (f"; missing {missing}" if missing else "")
+            + (f"; unknown {unknown}" if unknown else "")
+        )
+
+
 def check_bool(name: str, value: Any) -> bool:
     """Returns a Python bool for a Python or NumPy bool (or a concrete 0-d bool array)."""
     if not _is_bool(value) or getattr(value, "shape", ()) != ():

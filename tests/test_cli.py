@@ -28,6 +28,15 @@ def test_values_prints_csv(capsys):
     assert [float(r[1]) for r in rows[1:]] == [0, 0.5, 1, 1, 0, 0.5]
 
 
+def test_steepness_with_a_logistic_line_and_csv_to_stdout(capsys):
+    args = ["--shape", "linear,logistic", "--steepness", "5", "--steps", "3"]
+    assert main(["plot", "--csv", "--out", "-", *args]) == 0
+    from_plot = capsys.readouterr().out
+    assert main(["values", *args]) == 0
+    assert from_plot == capsys.readouterr().out
+    assert from_plot.splitlines()[0] == "step,linear,logistic"
+
+
 def test_values_annealer_with_toggle(capsys):
     args = [
         "values",
@@ -93,6 +102,9 @@ def test_plot_writes_png_and_csv(tmp_path):
         (["values", "--kind", "cyclical", "--hold-start", "0.6"], "--hold-start"),
         (["values", "--kind", "cyclical", "--num-cycles", "two"], "--num-cycles"),
         (["values", "--kind", "cyclical", "--ratio", "0.1,0.2", "--shape", "a,b,c"], "values"),
+        (["values", "--steepness", "5"], "--steepness applies only to --shape logistic"),
+        (["values", "--kind", "cyclical", "--shape", "cosine", "--steepness", "5"], "logistic"),
+        (["plot", "--out", "-"], "standard output takes --csv only"),
     ],
 )
 def test_bad_options_one_line_error_no_traceback(args, needle, tmp_path):

@@ -171,6 +171,18 @@ def test_from_dict_rejects_bad_data():
         from_dict({"kind": "cyclical", "period": 10, "ratio": 2.0})
     with pytest.raises(TypeError, match="data"):
         from_dict("cyclical")
+    with pytest.raises(ValueError, match=r"needs keys \['period'\]"):
+        from_dict({"kind": "cyclical"})
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine", "logistic"])
+def test_the_librarys_ramp_functions_stand_for_their_names(name):
+    function = getattr(kl_schedules, name)
+    for make in (lambda s: monotonic_schedule(10, s), lambda s: cyclical_schedule(10, shape=s)):
+        by_function, by_name = make(function), make(name)
+        assert by_function == by_name and hash(by_function) == hash(by_name)
+        assert by_function.to_dict() == by_name.to_dict()
+        assert from_dict(json.loads(json.dumps(by_function.to_dict()))) == by_name
 
 
 # ---- epochs and steps ------------------------------------------------------------------------

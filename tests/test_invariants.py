@@ -166,7 +166,6 @@ REAL_APIS = {
     "Annealer.baseline": lambda v: Annealer(10, baseline=v),
     "annealing.baseline": lambda v: annealing(10, baseline=v),
     "monotonic.start": lambda v: monotonic_schedule(10, start=v),
-    "cyclical.period": lambda v: cyclical_schedule(v),
     "cyclical.ratio": lambda v: cyclical_schedule(10, ratio=v),
     "constant": lambda v: constant_schedule(v),
     "pi_controller": lambda v: pi_controller(v),
@@ -284,3 +283,64 @@ def test_kl_helpers_return_the_kind_they_are_given(name, make, kind):
 def test_kl_helpers_reject_mismatched_shapes():
     with pytest.raises(ValueError, match="same shape"):
         gaussian_kl(np.zeros((2, 3)), np.zeros((2, 4)))
+
+
+def test_numpy_periods_follow_the_same_rule():
+    for value in (np.float32(2.5), np.int64(10), np.array(10.0), np.uint16(7)):
+        cyclical_schedule(value)
+    for value in (np.True_, np.str_("10"), np.array([10.0])):
+        with pytest.raises(TypeError, match="period"):
+            cyclical_schedule(value)
+
+
+# ---- controllers' inputs and checkpoints -----------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [True, np.True_, "3", b"3", np.array([1.0, 2.0]), None])
+@pytest.mark.parametrize("make", [lambda: PIController(2.0), lambda: GECO(1.0, 0.05)])
+def test_controller_updates_reject_what_is_not_a_number(make, bad):
+    controller = make()
+    before = controller.state_dict()
+    with pytest.raises(TypeError, match=r"kl|recon_error") as caught:
+        controller.update(bad)
+    assert isinstance(caught.value, ValueError)
+    assert controller.state_dict() == before
+
+
+@pytest.mark.parametrize("make", [lambda: PIController(2.0), lambda: GECO(1.0, 0.05)])
+def test_controller_updates_take_numbers_numpy_scalars_and_0d_arrays(make):
+    values = [3, 3.0, np.float32(3.0), np.int64(3), np.array(3.0), jnp.asarray(3.0)]
+    betas = []
+    for value in values:
+        controller = make()
+        betas.append(controller.update(value))
+    assert len(set(betas)) == 1
+
+
+def test_geco_load_state_dict_changes_nothing_when_an_entry_is_bad():
+    geco_control = GECO(1.0, 0.05)
+    geco_control.update(2.0)
+    before = geco_control.state_dict()
+    with pytest.raises(ValueError, match="num_updates"):
+        geco_control.load_state_dict({"beta": 0.5, "error_ema": 7.0, "num_updates": -1})
+    assert geco_control.state_dict() == before
+
+
+@pytest.mark.parametrize(
+    "make,state",
+    [
+        (lambda: PIController(2.0), {"integral": 0.0}),
+        (lambda: GECO(1.0, 0.05), {"beta": 1.0, "error_ema": 0.0}),
+        (lambda: Annealer(5), {"current_step": 0}),
+        (lambda: PIController(2.0), {"beta": 0.1, "integral": 0.0, "typo": 1}),
+    ],
+)
+def test_load_state_dict_names_missing_and_unknown_keys(make, state):
+    with pytest.raises(ValueError, match="state_dict must have the keys"):
+        make().load_state_dict(state)
+
+
+def test_a_numpy_string_shape_is_stored_as_a_plain_string():
+    annealer = Annealer(5, shape=np.str_("cosine"))
+    assert type(annealer.shape) is str and "np.str_" not in repr(annealer)
+    assert type(cyclical_schedule(10, shape=np.str_("cosine")).shape) is str

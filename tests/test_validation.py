@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fractions
 import math
 
 import numpy as np
@@ -66,6 +67,9 @@ def test_delay_plus_total_overflow():
         (True, TypeError),
         ("10", TypeError),
         (2**31, ValueError),
+        (1, ValueError),  # a cycle of one step never leaves start
+        (0.25, ValueError),  # a fraction of training is not a period
+        (fractions.Fraction(1, 2), ValueError),
     ],
 )
 def test_bad_period(value, error):

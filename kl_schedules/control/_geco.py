@@ -12,7 +12,7 @@ from jax.typing import ArrayLike
 
 from kl_schedules._backend import JAX_MATH, PY_MATH, MathBackend, float_dtype
 from kl_schedules._host import HostBeta
-from kl_schedules._validation import check_count, check_real
+from kl_schedules._validation import check_count, check_keys, check_measurement, check_real
 
 # Defaults, in one place for geco and GECO.
 ALPHA = 0.99
@@ -194,7 +194,7 @@ class GECO(HostBeta):
             self._beta,
             self._error_ema,
             self._num_updates,
-            float(recon_error),
+            check_measurement("recon_error", recon_error),
             self._params,
             PY_MATH,
         )
@@ -209,11 +209,14 @@ class GECO(HostBeta):
         return {"beta": self._beta, "error_ema": self._error_ema, "num_updates": self._num_updates}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restores a :meth:`state_dict`, checking beta against the bounds."""
+        """Restores a :meth:`state_dict`, checking every entry (beta against the bounds)
+        before changing anything."""
         p = self._params
+        check_keys("state_dict", state, ("beta", "error_ema", "num_updates"))
         beta = check_real("beta", state["beta"], p.beta_min, p.beta_max)
-        self._error_ema = check_real("error_ema", state["error_ema"])
-        self._num_updates = check_count("num_updates", state["num_updates"], minimum=0)
+        error_ema = check_real("error_ema", state["error_ema"])
+        num_updates = check_count("num_updates", state["num_updates"], minimum=0)
+        self._error_ema, self._num_updates = error_ema, num_updates  # all checked: commit
         self._set_beta(beta)
 
     def __repr__(self) -> str:

@@ -12,7 +12,7 @@ from jax.typing import ArrayLike
 
 from kl_schedules._backend import JAX_MATH, PY_MATH, MathBackend, float_dtype
 from kl_schedules._host import HostBeta
-from kl_schedules._validation import check_count, check_real
+from kl_schedules._validation import check_count, check_keys, check_measurement, check_real
 
 # Defaults, in one place for pi_controller and PIController (the reference gains).
 K_P = 0.01
@@ -202,7 +202,7 @@ class PIController(HostBeta):
 
     def update(self, kl: Any) -> float:
         """Feeds one batch KL (a number or 0-d tensor); returns the new beta."""
-        kl = float(kl)
+        kl = check_measurement("kl", kl)
         if PY_MATH.isfinite(kl):
             self._recent.appendleft(kl)
             mean_kl = sum(self._recent) / len(self._recent)
@@ -228,8 +228,10 @@ class PIController(HostBeta):
         return {"beta": self._beta, "integral": self._integral, "recent_kl": list(self._recent)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restores a :meth:`state_dict`, checking beta against the bounds."""
+        """Restores a :meth:`state_dict`, checking every entry (beta against the bounds)
+        before changing anything."""
         p = self._params
+        check_keys("state_dict", state, ("beta", "integral"), optional=("recent_kl",))
         beta = check_real("beta", state["beta"], p.beta_min, p.beta_max)
         integral = check_real("integral", state["integral"])
         recent = [check_real("recent_kl", v) for v in state.get("recent_kl", [])]
