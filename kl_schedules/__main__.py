@@ -91,7 +91,7 @@ OPTIONS = {
     for option in (
         Option("shape", str, "ramp shape: linear, cosine or logistic"),
         Option("total_steps", _integer, "ramp length (monotonic) or T (annealer); default --steps"),
-        Option("period", _number, "cyclical: steps per cycle, may be fractional; default steps/4"),
+        Option("period", _number, "cyclical: steps per cycle (> 1), may be fractional; steps/4"),
         Option("ratio", _number, "cyclical: fraction of a cycle spent ramping"),
         Option("hold_start", _number, "cyclical: fraction of a cycle held at --start first"),
         Option("num_cycles", _optional_integer, "cyclical: whole cycles, then hold --end; none"),
@@ -145,7 +145,7 @@ KINDS = {
     "cyclical": Kind(
         cyclical_schedule,
         ("period", "ratio", "shape", "start", "end", "steepness", "hold_start", "num_cycles"),
-        {"period": lambda steps: steps / 4},
+        {"period": lambda steps: max(steps / 4, 2)},
     ),
     "constant": Kind(constant_schedule, ("value",)),
     "annealer": Kind(

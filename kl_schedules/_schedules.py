@@ -323,7 +323,7 @@ def _as_fraction(period: Any) -> fractions.Fraction:
     """
     if isinstance(period, (bool, np.bool_, str, bytes)):
         raise ArgumentTypeError(
-            f"period must be a number > 0, got {type(period).__name__}: {period!r}"
+            f"period must be a number > 1, got {type(period).__name__}: {period!r}"
         )
     if isinstance(period, fractions.Fraction):
         exact = period
@@ -331,7 +331,7 @@ def _as_fraction(period: Any) -> fractions.Fraction:
         try:
             exact = fractions.Fraction(check_count("period", period, minimum=1))
         except ValueError:
-            value = check_real("period", period, 0.0, low_open=True)
+            value = check_real("period", period, 1.0, low_open=True)
             max_den = max(1, math.isqrt(int(INT32_MAX / value)) if value < INT32_MAX else 1)
             exact = fractions.Fraction(value).limit_denominator(max_den)
             if float(exact) != value:
@@ -346,8 +346,8 @@ def _as_fraction(period: Any) -> fractions.Fraction:
         )
     if exact <= 1:
         raise ValueError(
-            f"period must be more than 1 step (a cycle of 1 step or less is at its start at "
-            f"every integer step, so beta would never leave start), got {period!r}"
+            f"period must be more than 1 step (a cycle of at most one step cannot ramp between "
+            f"integer steps: a period of 1 or 1/k stays at start, others alias), got {period!r}"
         )
     return exact
 
@@ -554,7 +554,7 @@ def from_dict(data: dict[str, Any]) -> Schedule:
         if parameter.default is inspect.Parameter.empty and name not in params
     ]
     if required:
-        raise ValueError(f"a {kind} schedule needs keys {required}, missing from {data!r}")
+        raise ValueError(f"a schedule of kind {kind!r} needs keys {required}, not in {data!r}")
     return cls._factory(**params)
 
 

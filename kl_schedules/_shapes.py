@@ -80,8 +80,9 @@ def check_shape(shape: Any, *, allow_callable: bool = True) -> str | ShapeFn:
     allowed, a user callable)."""
     if isinstance(shape, str) and shape in SHAPES:
         return str(shape)  # a NumPy str_ too, as a plain str (it pickles everywhere)
-    if callable(shape) and shape in _NAME_OF_FUNCTION:
-        return _NAME_OF_FUNCTION[shape]
+    for function, name in _NAME_OF_FUNCTION.items():
+        if shape is function:  # by identity: a user's callable need not be hashable
+            return name
     if allow_callable and callable(shape) and not isinstance(shape, str):
         return cast(ShapeFn, shape)
     allowed = f"one of {list(SHAPE_NAMES)}" + (

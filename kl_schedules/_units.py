@@ -128,10 +128,11 @@ class StepsOnEpochs(Schedule):
         if _is_python_int(epoch):  # exact for any size
             return self.schedule(int(epoch) * n)
         if isinstance(epoch, (np.ndarray, np.generic)) and np.issubdtype(epoch.dtype, np.integer):
-            wide = np.asarray(epoch).astype(np.int64)  # on the host: exact in int64
-            if np.any(np.abs(wide) > np.iinfo(np.int64).max // n):
+            epochs = np.asarray(epoch)
+            limit = (2**63 - 1) // n  # on the host: exact in int64, or an error
+            if epochs.size and not -limit <= int(epochs.min()) <= int(epochs.max()) <= limit:
                 raise ValueError(f"epoch * steps_per_epoch ({n}) does not fit in int64")
-            return self.schedule(wide * n)
+            return self.schedule(epochs.astype(np.int64) * n)
         epoch = jnp.asarray(epoch)
         if jnp.issubdtype(epoch.dtype, jnp.integer):
             return _integer_epochs(self.schedule, epoch, n)
@@ -147,10 +148,15 @@ class StepsOnEpochs(Schedule):
 
 def _integer_epochs(schedule: Schedule, epoch: jax.Array, n: int) -> jax.Array:
     """``schedule(epoch * n)`` for a JAX integer array, never wrapping around: in int64 when
-    JAX has it; otherwise in uint32 (epochs >= 0) and int32 (epochs < 0), and NaN where
-    the step does not fit in either."""
-    if epoch.dtype.itemsize > 4:  # int64, with jax_enable_x64
-        return schedule(epoch * n)
+    JAX has it, otherwise in uint32 (epochs >= 0) and int32 (epochs < 0); NaN where the
+    step does not fit."""
+    if epoch.dtype.itemsize > 4:  # int64 or uint64, with jax_enable_x64
+        limit = (2**63 - 1) // n
+        fits = epoch <= limit
+        if jnp.issubdtype(epoch.dtype, jnp.signedinteger):
+            fits &= epoch >= -limit
+        wide = jnp.clip(epoch, -limit if epoch.dtype == jnp.int64 else 0, limit)
+        return jnp.where(fits, schedule(wide.astype(jnp.int64) * n), jnp.nan)
     signed = jnp.issubdtype(epoch.dtype, jnp.signedinteger)
     kind = jnp.int32 if signed else jnp.uint32
     epoch = epoch.astype(kind)  # compare in 32 bits, against constants of that type

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+from collections.abc import Mapping
 from typing import Any
 
 INT32_MAX = 2**31 - 1
@@ -94,9 +95,12 @@ def check_real(
 def check_measurement(name: str, value: Any) -> float:
     """A measured number fed to a controller (a Python or NumPy number, or a 0-d tensor or
     array of any framework) as a Python float; NaN and infinities pass (controllers skip
-    them). Bools, strings and arrays with more than one element raise."""
+    them). Anything else raises: bools, strings, and arrays that are not 0-d (even with one
+    element)."""
     if isinstance(value, float):
         return value  # the per-step fast path
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)  # ints and NumPy numbers (np.bool_ is no numbers.Real)
     if _is_bool(value) or isinstance(value, (str, bytes)):
         raise ArgumentTypeError(f"{name} must be a real number, got {_describe(value)}")
     result = _as_real(value)
@@ -110,8 +114,8 @@ def check_measurement(name: str, value: Any) -> float:
 def check_keys(
     name: str, state: Any, required: tuple[str, ...], optional: tuple[str, ...] = ()
 ) -> None:
-    """Checks that ``state`` is a dict with every ``required`` key and no unknown one."""
-    if not isinstance(state, dict):
+    """Checks that ``state`` is a mapping with every ``required`` key and no unknown one."""
+    if not isinstance(state, Mapping):
         raise ArgumentTypeError(f"{name} must be a dict, got {_describe(state)}")
     missing = [key for key in required if key not in state]
     unknown = sorted(set(state) - set(required) - set(optional))

@@ -143,6 +143,9 @@ class KLAnnealingCallback(keras.callbacks.Callback):
 
     def set_model(self, model: Any) -> None:
         super().set_model(model)
+        # Called when fit, evaluate or predict starts (fit's own validation reuses its
+        # callbacks without calling it), so no earlier fit is running, even one that raised.
+        self._in_fit = False
         # fit calls this before it builds its train function: attach beta now.
         if keras.backend.backend() == "jax" and not _tracks(model, self.beta):
             self._attach(model)

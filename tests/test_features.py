@@ -175,6 +175,17 @@ def test_from_dict_rejects_bad_data():
         from_dict({"kind": "cyclical"})
 
 
+def test_an_unhashable_callable_shape_is_still_a_shape():
+    class Power:
+        __hash__ = None  # like a dataclass with eq=True
+
+        def __call__(self, p):
+            return p**2
+
+    assert float(monotonic_schedule(10, shape=Power())(5)) == 0.25
+    assert float(cyclical_schedule(10, ratio=1.0, shape=Power())(5)) == 0.25
+
+
 @pytest.mark.parametrize("name", ["linear", "cosine", "logistic"])
 def test_the_librarys_ramp_functions_stand_for_their_names(name):
     function = getattr(kl_schedules, name)
@@ -228,6 +239,21 @@ def test_steps_on_epochs_never_wraps_around(epoch, per_epoch):
             assert got == pytest.approx(truth, abs=1e-6), kind
         else:
             assert math.isnan(got), kind
+
+
+def test_steps_on_epochs_raises_or_is_nan_past_64_bits():
+    schedule = steps_on_epochs(cyclical_schedule(7), 2)
+    for epochs in (np.array([2**64 - 1], np.uint64), np.array([-(2**63)], np.int64)):
+        with pytest.raises(ValueError, match="int64"):
+            schedule(epochs)
+    with jax.enable_x64(True):
+        big = jnp.asarray([2**62, 3, -(2**62)], jnp.int64)
+        got = np.asarray(jax.jit(schedule)(big))
+        assert math.isnan(got[0]) and math.isnan(got[2])
+        assert got[1] == float(cyclical_schedule(7)(6))
+        assert float(jax.jit(schedule)(jnp.asarray(2**61, jnp.int64))) == pytest.approx(
+            float(cyclical_schedule(7)(2**62)), abs=1e-6
+        )
 
 
 @pytest.mark.parametrize("period", [3, 2.5, 7])

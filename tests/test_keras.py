@@ -215,10 +215,27 @@ def test_evaluate_after_fit_sees_a_later_beta_when_given_the_callback():
     fit(model, callback, epochs=1, loss=loss)
     x, y = data()
     outside_beta.assign(0.25)
+    assert model.evaluate(x, y, batch_size=BATCH, verbose=0) == 0.5  # traced now: 0.25 baked in
+    outside_beta.assign(0.75)
     SEEN.clear()
-    assert model.evaluate(x, y, batch_size=BATCH, verbose=0, callbacks=[callback]) == 0.5
-    assert SEEN and set(SEEN) == {0.25}
+    assert model.evaluate(x, y, batch_size=BATCH, verbose=0, callbacks=[callback]) == 1.5
+    assert SEEN and set(SEEN) == {0.75}
     assert all(v is not outside_beta for v in model.variables)  # detached again
+
+
+def test_a_fit_that_raises_does_not_leave_beta_attached_after_a_later_evaluate():
+    class Boom(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            raise RuntimeError("boom")
+
+    model, loss = functional_model_with_outside_beta()
+    callback = KLAnnealingCallback(outside_beta, monotonic_schedule(4))
+    model.compile(optimizer="sgd", loss=loss)
+    x, y = data()
+    with pytest.raises(RuntimeError, match="boom"):
+        model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[callback, Boom()])
+    model.evaluate(x, y, batch_size=BATCH, verbose=0, callbacks=[callback])
+    assert all(v is not outside_beta for v in model.variables)
 
 
 def test_run_eagerly_raises_no_false_error():
