@@ -181,9 +181,9 @@ def steps_on_epochs(schedule: Schedule, steps_per_epoch: int) -> StepsOnEpochs:
     the beta at the first step of epoch ``e`` (:math:`n` = ``steps_per_epoch``), for code
     that sets beta once per epoch (a Keras callback with ``update="epoch"``, a plot in
     epochs). The product :math:`e \cdot n` never wraps around: Python integers are exact
-    at any size and NumPy integers in int64; a JAX integer epoch (as under ``jit``)
-    computes the step in uint32 (int32 for negative epochs), and where it does not fit
-    there the result is NaN rather than a wrapped step.
+    at any size, NumPy integers in int64 (past that, a ``ValueError``); a JAX integer epoch
+    (as under ``jit``) computes the step in uint32 (int32 for negative epochs; int64 with
+    ``jax_enable_x64``), and where it does not fit the result is NaN, not a wrapped step.
 
     Examples:
       >>> from kl_schedules import monotonic_schedule, steps_on_epochs
