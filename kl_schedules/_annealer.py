@@ -169,8 +169,8 @@ class Annealer(HostBeta):
         """The current weight ``w(current_step)``: a float (1.0 when disabled); inside
         ``torch.compile``, a 0-d tensor of torch's default dtype holding it."""
         if compiling() is not None:
-            return self._compiled_beta()  # the mirror holds 1.0 while disabled
-        return 1.0 if self._disable else self._beta
+            return self._compiled_beta()  # the mirror holds the effective beta
+        return self._effective_beta()
 
     def __call__(self, kld: Any) -> Any:
         """Returns ``kld * beta``; with ``disable=True``, ``kld`` itself (in compiled code,
@@ -186,9 +186,9 @@ class Annealer(HostBeta):
     def step(self) -> None:
         """Advances one step: saturate at ``total_steps``, or wrap to 0 there when cyclical."""
         self._step = step = documented_step(self._step, self._total_steps, self._cyclical)
-        self._beta = beta = self._weight_at(step)
+        self._beta = self._weight_at(step)
         if self._mirror is not None:  # _set_beta, inlined: this is the per-step path
-            self._mirror.fill_(1.0 if self._disable else beta)
+            self._write_mirror()
 
     def set_cyclical(self, value: bool) -> None:
         """Turns cyclical mode on or off; takes effect at the next ``step()``."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import fractions
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 import jax
@@ -128,10 +128,15 @@ class Schedule:
     def __hash__(self) -> int:
         return hash((type(self).__name__, self._params()))
 
+    @classmethod
+    def _factory_parameters(cls) -> Mapping[str, inspect.Parameter]:
+        """The public factory's parameters: the one place its defaults live."""
+        return inspect.signature(cls._factory).parameters
+
     def __repr__(self) -> str:
         defaults = {
             name: parameter.default
-            for name, parameter in inspect.signature(self._factory).parameters.items()
+            for name, parameter in self._factory_parameters().items()
             if parameter.default is not inspect.Parameter.empty and name != "shape"
         }
         args = [
@@ -149,7 +154,7 @@ class Schedule:
         """
         data: dict[str, Any] = {"kind": self.kind}
         for name, value in zip(self._fields, self._params(), strict=True):
-            if callable(value):
+            if callable(value) and not isinstance(value, Schedule):
                 raise ValueError(
                     f"{self!r} cannot be serialised: its {name} is a callable ({value!r}); "
                     f"use one of the named shapes, or store the callable yourself"
@@ -175,6 +180,8 @@ def _repr_param(value: Any) -> str:
 
 
 def _json_param(value: Any) -> Any:
+    if isinstance(value, Schedule):  # a wrapped schedule: nested JSON
+        return value.to_dict()
     if isinstance(value, fractions.Fraction):
         return (
             value.numerator if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
@@ -340,14 +347,14 @@ def _as_fraction(period: Any) -> fractions.Fraction:
                     f"(for exact integer phase arithmetic), got {period!r}, which is not; "
                     f"pass an int, a fractions.Fraction or a float such as T / M"
                 ) from None
-    if exact <= 0 or exact.numerator * exact.denominator > INT32_MAX:
-        raise ValueError(
-            f"period must be > 0 with num * den <= 2**31 - 1 as a fraction num/den, got {period!r}"
-        )
     if exact <= 1:
         raise ValueError(
             f"period must be more than 1 step (a cycle of at most one step cannot ramp between "
             f"integer steps: a period of 1 or 1/k stays at start, others alias), got {period!r}"
+        )
+    if exact.numerator * exact.denominator > INT32_MAX:
+        raise ValueError(
+            f"period must have num * den <= 2**31 - 1 as a fraction num/den, got {period!r}"
         )
     return exact
 
@@ -550,7 +557,7 @@ def from_dict(data: dict[str, Any]) -> Schedule:
             ) from None
     required = [
         name
-        for name, parameter in inspect.signature(cls._factory).parameters.items()
+        for name, parameter in cls._factory_parameters().items()
         if parameter.default is inspect.Parameter.empty and name not in params
     ]
     if required:

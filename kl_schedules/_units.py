@@ -14,6 +14,9 @@ from kl_schedules._validation import ArgumentTypeError, check_bool, check_count
 
 
 def _check_schedule(schedule: Any) -> Schedule:
+    """The wrapped schedule: one of ours, or its ``to_dict()`` form (from ``from_dict``)."""
+    if isinstance(schedule, dict):
+        schedule = from_dict(schedule)
     if not isinstance(schedule, Schedule):
         raise ArgumentTypeError(
             f"schedule must be a kl_schedules schedule (e.g. monotonic_schedule(...)), "
@@ -37,8 +40,6 @@ class EpochsOnSteps(Schedule):
     hold: bool
 
     def __init__(self, *, schedule: Schedule, steps_per_epoch: int, hold: bool) -> None:
-        if isinstance(schedule, dict):
-            schedule = from_dict(schedule)
         self._init(
             schedule=_check_schedule(schedule),
             steps_per_epoch=check_count("steps_per_epoch", steps_per_epoch),
@@ -62,14 +63,6 @@ class EpochsOnSteps(Schedule):
             return jnp.where(within == 0, self.schedule(epoch), self.schedule(fraction))
         epochs = jnp.asarray(step).astype(float_dtype()) / n
         return self.schedule(jnp.floor(epochs) if self.hold else epochs)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "schedule": self.schedule.to_dict(),
-            "steps_per_epoch": self.steps_per_epoch,
-            "hold": self.hold,
-        }
 
 
 @builds(EpochsOnSteps)
@@ -116,8 +109,6 @@ class StepsOnEpochs(Schedule):
     steps_per_epoch: int
 
     def __init__(self, *, schedule: Schedule, steps_per_epoch: int) -> None:
-        if isinstance(schedule, dict):
-            schedule = from_dict(schedule)
         self._init(
             schedule=_check_schedule(schedule),
             steps_per_epoch=check_count("steps_per_epoch", steps_per_epoch),
@@ -137,13 +128,6 @@ class StepsOnEpochs(Schedule):
         if jnp.issubdtype(epoch.dtype, jnp.integer):
             return _integer_epochs(self.schedule, epoch, n)
         return self.schedule(epoch * n)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "schedule": self.schedule.to_dict(),
-            "steps_per_epoch": self.steps_per_epoch,
-        }
 
 
 def _integer_epochs(schedule: Schedule, epoch: jax.Array, n: int) -> jax.Array:

@@ -69,6 +69,15 @@ def _as_real(value: Any) -> float | None:
     return None
 
 
+def _real_or_raise(name: str, value: Any) -> float:
+    """A real number (incl. a 0-d array or tensor) as a Python float, finite or not;
+    anything else, bools and strings included, raises naming ``name``."""
+    result = None if _is_bool(value) or isinstance(value, (str, bytes)) else _as_real(value)
+    if result is None:
+        raise ArgumentTypeError(f"{name} must be a real number, got {_describe(value)}")
+    return result
+
+
 def check_real(
     name: str,
     value: Any,
@@ -79,11 +88,7 @@ def check_real(
     high_open: bool = False,
 ) -> float:
     """Returns ``value`` as a finite Python float inside the given interval or raises."""
-    if _is_bool(value) or isinstance(value, (str, bytes)):
-        raise ArgumentTypeError(f"{name} must be a real number, got {_describe(value)}")
-    result = _as_real(value)
-    if result is None:
-        raise ArgumentTypeError(f"{name} must be a real number, got {_describe(value)}")
+    result = _real_or_raise(name, value)
     too_low = result <= low if low_open else result < low
     too_high = result >= high if high_open else result > high
     if not math.isfinite(result) or too_low or too_high:
@@ -101,14 +106,7 @@ def check_measurement(name: str, value: Any) -> float:
         return value  # the per-step fast path
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         return float(value)  # ints and NumPy numbers (np.bool_ is no numbers.Real)
-    if _is_bool(value) or isinstance(value, (str, bytes)):
-        raise ArgumentTypeError(f"{name} must be a real number, got {_describe(value)}")
-    result = _as_real(value)
-    if result is None:
-        raise ArgumentTypeError(
-            f"{name} must be a real number or a 0-d tensor, got {_describe(value)}"
-        )
-    return result
+    return _real_or_raise(name, value)
 
 
 def check_keys(

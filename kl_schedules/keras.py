@@ -5,8 +5,10 @@ Importing this module imports keras; ``import kl_schedules`` does not.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 try:
@@ -53,26 +55,27 @@ def _tracks(model: Any, variable: Any) -> bool:
     return any(v is variable for v in model.non_trainable_variables)
 
 
-def _add_to_layer_store(owner: Any, holder: _BetaHolder) -> None:
+@contextlib.contextmanager
+def _unlocked(owner: Any) -> Iterator[Any]:
+    """``owner``'s variable tracker, unlocked for the duration (locked again if it was)."""
     tracker = owner._tracker
     was_locked = tracker.locked
     tracker.unlock()
     try:
-        tracker.add_to_store("layers", holder)
+        yield tracker
     finally:
         if was_locked:
             tracker.lock()
+
+
+def _add_to_layer_store(owner: Any, holder: _BetaHolder) -> None:
+    with _unlocked(owner) as tracker:
+        tracker.add_to_store("layers", holder)
 
 
 def _remove_from_layer_store(owner: Any, holder: _BetaHolder) -> None:
-    tracker = owner._tracker
-    was_locked = tracker.locked
-    tracker.unlock()
-    try:
+    with _unlocked(owner) as tracker:
         tracker.untrack(holder)
-    finally:
-        if was_locked:
-            tracker.lock()
 
 
 class KLAnnealingCallback(keras.callbacks.Callback):
