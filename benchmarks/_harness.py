@@ -18,6 +18,8 @@ from typing import Any
 
 RUNNER = Path(__file__).resolve().parent / "run.py"
 MODES = ("full", "quick", "tiny")
+DEVICES = ("auto", "cpu", "cuda")
+DEVICE_ENV = "KL_SCHEDULES_BENCH_DEVICE"  # the resolved --device, read by torch benchmarks
 
 
 def interleaved(fns: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
@@ -54,19 +56,85 @@ def seconds(fn: Callable[[], Any]) -> Callable[[], float]:
 
 
 def in_fresh_processes(benchmark: str, mode: str, count: int) -> list[Any]:
-    """Runs ``benchmark``'s ``worker(mode)`` in ``count`` fresh processes; returns what each
-    printed as JSON on its last line. A process's timings can be biased by a few percent
-    for its whole life, so a median over processes is steadier than one long run."""
+    """Runs ``benchmark``'s ``worker(mode)`` in ``count`` fresh processes (on the same torch
+    device as this one); returns what each printed as JSON on its last line. A process's
+    timings can be biased by a few percent for its whole life, so a median over processes
+    is steadier than one long run."""
     outputs = []
     for _ in range(count):
+        command = [sys.executable, str(RUNNER), "--worker", benchmark, "--mode", mode]
         done = subprocess.run(
-            [sys.executable, str(RUNNER), "--worker", benchmark, "--mode", mode],
-            capture_output=True,
-            text=True,
-            check=True,
+            [*command, "--device", torch_device()], capture_output=True, text=True
         )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"worker {benchmark} ({mode}) failed with exit status {done.returncode}:\n"
+                f"{done.stderr[-4000:]}"
+            )
         outputs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     return outputs
+
+
+def resolve_device(choice: str) -> str:
+    """The torch device that ``--device choice`` means: ``"cpu"`` or ``"cuda"``.
+
+    ``auto`` is ``cuda`` where ``torch.cuda.is_available()``, else ``cpu`` (also without
+    torch). ``cuda`` without a usable CUDA device raises a ValueError that says why."""
+    if choice not in DEVICES:
+        raise ValueError(f"--device must be one of {list(DEVICES)}, got {choice!r}")
+    if choice == "cpu":
+        return "cpu"
+    try:
+        import torch
+    except ImportError:
+        if choice == "cuda":
+            raise ValueError(
+                "--device cuda needs PyTorch with CUDA, and torch is not installed"
+            ) from None
+        return "cpu"
+    if torch.cuda.is_available():
+        return "cuda"
+    if choice == "cuda":
+        build = (
+            f"a CUDA {torch.version.cuda} build that sees no GPU"
+            if torch.version.cuda
+            else "a CPU-only build"
+        )
+        raise ValueError(
+            f"--device cuda: torch.cuda.is_available() is False (torch {torch.__version__} "
+            f"is {build}); use --device cpu, or --device auto to pick CUDA when present"
+        )
+    return "cpu"
+
+
+def use_torch_device(device: str) -> None:
+    """Makes ``device`` (``"cpu"`` or ``"cuda"``) the one :func:`torch_device` returns, in
+    this process and in the workers it starts."""
+    os.environ[DEVICE_ENV] = device
+
+
+def torch_device() -> str:
+    """The torch device the torch benchmarks run on (``"cpu"`` unless the runner set one)."""
+    return os.environ.get(DEVICE_ENV, "cpu")
+
+
+def synchronize(device: str) -> None:
+    """Waits for the device's queued work (a no-op on the CPU): call it before reading a
+    clock, since CUDA kernels run asynchronously."""
+    if device != "cpu":
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def describe_torch_device(device: str) -> str:
+    """``"cpu"`` or the GPU's name with torch's CUDA version, e.g.
+    ``"NVIDIA H200 (cuda, CUDA 12.8)"``."""
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    return f"{torch.cuda.get_device_name()} (cuda, CUDA {torch.version.cuda})"
 
 
 def describe_device() -> tuple[str, str]:
@@ -106,8 +174,8 @@ def markdown_table(report: dict[str, Any]) -> str:
 
     rows = [
         f"Measured on {report['device']}, JAX {report['versions']['jax']} "
-        f"({report['backend']}), torch {report['versions'].get('torch', '-')}, "
-        f"`{report['command'].strip()}`:",
+        f"({report['backend']}), torch {report['versions'].get('torch', '-')} "
+        f"({report.get('torch_device', 'cpu')}), `{report['command'].strip()}`:",
         "",
         "| benchmark | ratio | target | baseline; details |",
         "|---|---|---|---|",

@@ -1,7 +1,11 @@
 """kl_schedules benchmarks: is beta free? Ours against a named baseline, interleaved.
 
-    python benchmarks/run.py [--quick | --tiny] [--only NAME,...] [--out FILE]
+    python benchmarks/run.py [--quick | --tiny] [--only NAME,...] [--device DEVICE] [--out FILE]
     python benchmarks/run.py --markdown FILE     # a results file as the README's table
+
+``--device`` (``auto``, the default: ``cuda`` where torch sees a GPU, else ``cpu``) is the
+torch device of the torch benchmarks; JAX runs on its own default backend. The results
+name both.
 
 Every ratio is (our time) / (baseline time), both measured in the same process in
 alternation (A B A B ..., shuffled each round); the median over rounds is reported. Each
@@ -21,7 +25,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import MODES, describe_device, markdown_table, versions
+from _harness import (
+    DEVICES,
+    MODES,
+    describe_device,
+    describe_torch_device,
+    markdown_table,
+    resolve_device,
+    use_torch_device,
+    versions,
+)
 
 BENCHMARKS = (
     "train_step_overhead",
@@ -30,6 +43,7 @@ BENCHMARKS = (
     "host_annealer",
     "compile_time",
     "torch_compile_step",
+    "vae_loss",
 )
 
 
@@ -42,6 +56,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--only", default=None, help=f"comma-separated subset of {list(BENCHMARKS)}"
     )
     parser.add_argument(
+        "--device",
+        default="auto",
+        choices=DEVICES,
+        help="torch device of the torch benchmarks (auto: cuda if available, else cpu)",
+    )
+    parser.add_argument(
         "--markdown", default=None, metavar="JSON", help="print a results file as a table"
     )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -50,6 +70,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.markdown:
         print(markdown_table(json.loads(Path(args.markdown).read_text())))
         return {}
+    try:
+        torch_device = resolve_device(args.device)
+    except ValueError as error:
+        parser.error(str(error))
+    use_torch_device(torch_device)
     if args.worker:  # one fresh process of a benchmark that asks for them
         print(json.dumps(importlib.import_module(args.worker).worker(args.mode)))
         return {}
@@ -59,7 +84,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.error(f"--only: unknown {unknown}; choose from {list(BENCHMARKS)}")
     mode = "tiny" if args.tiny else "quick" if args.quick else "full"
     device, backend = describe_device()
-    print(f"device: {device}   backend: {backend}   mode: {mode}", flush=True)
+    torch_name = describe_torch_device(torch_device)
+    print(
+        f"device: {device}   backend: {backend}   torch device: {torch_name}   mode: {mode}",
+        flush=True,
+    )
     results: dict[str, Any] = {}
     for name in names:
         start = time.perf_counter()
@@ -76,6 +105,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report = {
         "device": device,
         "backend": backend,
+        "torch_device": torch_device,
+        "torch_device_name": torch_name,
         "versions": versions(),
         "mode": mode,
         "command": "python benchmarks/run.py "
