@@ -134,6 +134,7 @@ def test_device_cuda_without_cuda_is_a_clear_error(benchmarks_path, monkeypatch,
     assert "KL_SCHEDULES_BENCH_DEVICE" not in os.environ  # nothing ran
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     __import__("torch").cuda.is_available(), reason="checks the error a CPU-only machine gives"
 )
