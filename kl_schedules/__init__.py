@@ -19,7 +19,7 @@ from kl_schedules._schedules import (
 )
 from kl_schedules._shapes import SHAPE_NAMES, cosine, linear, logistic
 from kl_schedules._units import EpochsOnSteps, StepsOnEpochs, epochs_on_steps, steps_on_epochs
-from kl_schedules._validation import ArgumentTypeError
+from kl_schedules._validation import ArgumentError, ArgumentTypeError
 from kl_schedules._version import __version__
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "Annealer",
     "AnnealerState",
     "Annealing",
+    "ArgumentError",
     "ArgumentTypeError",
     "ConstantSchedule",
     "CyclicalSchedule",

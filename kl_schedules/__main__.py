@@ -20,22 +20,22 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import inspect
+import math
 import os
+import re
 import sys
+import types
+import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+import kl_schedules
 from kl_schedules._annealer import Annealer
-from kl_schedules._schedules import (
-    constant_schedule,
-    cyclical_schedule,
-    monotonic_schedule,
-    schedule_values_from,
-)
-from kl_schedules._validation import check_count
+from kl_schedules._schedules import Schedule, schedule_values_from
+from kl_schedules._shapes import SHAPE_NAMES
+from kl_schedules._validation import ArgumentError, check_count
 from kl_schedules._version import __version__
 
 
@@ -50,16 +50,31 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _number(text: str) -> float:
-    return float(text)
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
-def _integer(text: str) -> int:
-    return int(text)
+# ---- reading option text, by the setting's annotated type -----------------------------------
 
 
-def _optional_integer(text: str) -> int | None:
-    return None if text.lower() == "none" else int(text)
+def _float(text: str) -> float:
+    """A float, refusing text that a float cannot hold (``1e-400`` is not 0, ``1e400`` is
+    not infinite), so an error never reports a value the user did not type."""
+    value = float(text)
+    mantissa = re.split("[eE]", text)[0]
+    if value == 0.0 and any(digit in mantissa for digit in "123456789"):
+        raise ValueError(f"{text!r} is not 0 but is too small for a float, which rounds it to 0")
+    if math.isinf(value) and "inf" not in text.lower():
+        raise ValueError(f"{text!r} is too large for a float")
+    return value
+
+
+def _integer(text: str) -> float | int:
+    """An int; ``1e3`` is read as a float and left to the setting's own check."""
+    try:
+        return int(text)
+    except ValueError:
+        return _float(text)
 
 
 def _toggles(text: str) -> dict[int, bool]:
@@ -72,111 +87,142 @@ def _toggles(text: str) -> dict[int, bool]:
     return toggles
 
 
+def _reader(hint: Any) -> Callable[[str], Any]:
+    """How to read a setting of type ``hint`` from its text."""
+    if typing.get_origin(hint) is dict:  # the Annealer's toggles
+        return _toggles
+    members = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if str in members:  # a shape: its name
+        return str
+    read = _integer if int in members else _float
+    if type(None) in members:
+        return lambda text: None if text.lower() == "none" else read(text)
+    return read
+
+
+# ---- the kinds: the schedules' dataclasses, and the documented Annealer ------------------------
+
+
 @dataclasses.dataclass(frozen=True)
-class Option:
-    """A schedule option: ``--flag`` sets the factory argument ``name``."""
+class Family:
+    """A ``--kind``: its settings (name -> annotated type), the library's defaults of those
+    that have one, where they are documented, and how to compute its betas."""
 
-    name: str
-    parse: Callable[[str], Any]
-    help: str
-    listable: bool = True  # a comma-separated list gives one line per value
-
-    @property
-    def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+    settings: dict[str, Any]
+    defaults: dict[str, Any]
+    documented_by: Any
+    betas: Callable[[int, dict[str, Any]], np.ndarray]
 
 
-OPTIONS = {
-    option.name: option
-    for option in (
-        Option("shape", str, "ramp shape: linear, cosine or logistic"),
-        Option("total_steps", _integer, "ramp length (monotonic) or T (annealer); default --steps"),
-        Option("period", _number, "cyclical: steps per cycle (> 1), may be fractional; steps/4"),
-        Option("ratio", _number, "cyclical: fraction of a cycle spent ramping"),
-        Option("hold_start", _number, "cyclical: fraction of a cycle held at --start first"),
-        Option("num_cycles", _optional_integer, "cyclical: whole cycles, then hold --end; none"),
-        Option("start", _number, "beta at the start of the ramp"),
-        Option("end", _number, "beta at the end of the ramp"),
-        Option("delay", _integer, "monotonic: steps held at --start first"),
-        Option("steepness", _number, "logistic: steepness in ramp units"),
-        Option("value", _number, "constant: beta"),
-        Option("baseline", _number, "annealer: weight at step 0"),
-        Option("toggle", _toggles, "annealer: STEP:on|off,... switches cyclical mode", False),
-    )
+#: Settings that default to a function of --steps rather than to the library's default.
+RUN_DEFAULTS: dict[str, Callable[[int], Any]] = {
+    "total_steps": lambda steps: steps,
+    "period": lambda steps: max(steps / 4, 2),
 }
+#: Options of the command line only: the Annealer's cyclical switches.
+EXTRA_OPTIONS = {"toggle": "annealer: STEP:on|off,... switches cyclical mode at those steps"}
 
 
-def _annealer_values(
-    num_steps: int,
-    total_steps: int,
-    shape: str = "linear",
-    baseline: float = 0.0,
-    cyclical: bool = False,
-    toggle: dict[int, bool] | None = None,
-) -> np.ndarray:
+def _schedule_family(cls: type[Schedule]) -> Family:
+    fields = dataclasses.fields(cls)
+    hints = typing.get_type_hints(cls)
+    return Family(
+        settings={field.name: hints[field.name] for field in fields},
+        defaults={f.name: f.default for f in fields if f.default is not dataclasses.MISSING},
+        documented_by=getattr(kl_schedules, cls.factory),
+        betas=lambda steps, settings: schedule_values_from(cls(**settings), 0, steps),
+    )
+
+
+def _annealer_betas(num_steps: int, settings: dict[str, Any]) -> np.ndarray:
     """The documented Annealer's beta at each of ``num_steps`` steps, toggled on the way."""
-    annealer = Annealer(total_steps, shape, baseline, cyclical=cyclical)
+    settings = dict(settings)
+    toggle = settings.pop("toggle", {})
+    annealer = Annealer(**settings)
     values = np.empty(num_steps)
     for t in range(num_steps):
-        if toggle and t in toggle:
+        if t in toggle:
             annealer.set_cyclical(toggle[t])
         values[t] = annealer.beta
         annealer.step()
     return values
 
 
-@dataclasses.dataclass(frozen=True)
-class Kind:
-    """A ``--kind``: how to build its values, and the options it takes. Defaults are the
-    library's own, except the run-dependent ones in ``defaults`` (functions of --steps)."""
-
-    build: Callable[..., Any]
-    options: tuple[str, ...]
-    defaults: dict[str, Callable[[int], Any]] = dataclasses.field(default_factory=dict)
-    is_schedule: bool = True
-
-
-KINDS = {
-    "monotonic": Kind(
-        monotonic_schedule,
-        ("total_steps", "shape", "start", "end", "delay", "steepness"),
-        {"total_steps": lambda steps: steps},
-    ),
-    "cyclical": Kind(
-        cyclical_schedule,
-        ("period", "ratio", "shape", "start", "end", "steepness", "hold_start", "num_cycles"),
-        {"period": lambda steps: max(steps / 4, 2)},
-    ),
-    "constant": Kind(constant_schedule, ("value",)),
-    "annealer": Kind(
-        _annealer_values,
-        ("total_steps", "shape", "baseline", "cyclical", "toggle"),
-        {"total_steps": lambda steps: steps},
-        is_schedule=False,
-    ),
-}
+def _annealer_family() -> Family:
+    hints = typing.get_type_hints(Annealer.__init__)
+    del hints["return"]
+    return Family(
+        settings=hints | {"toggle": dict[int, bool]},
+        defaults={"shape": "linear"},
+        documented_by=Annealer,
+        betas=_annealer_betas,
+    )
 
 
-def _default_shape(kind: Kind) -> Any:
-    """The library's default ``shape`` of a kind's factory (None if it takes none)."""
-    parameter = inspect.signature(kind.build).parameters.get("shape")
-    return None if parameter is None else parameter.default
+FAMILIES: dict[str, Family] = {
+    kind: _schedule_family(cls)
+    for kind, cls in Schedule.by_kind.items()
+    if Schedule not in typing.get_type_hints(cls).values()  # not a wrapper of a schedule
+} | {"annealer": _annealer_family()}
 
 
-def _given(args: argparse.Namespace) -> dict[str, list[Any]]:
-    """The schedule options given on the command line, each parsed into a list."""
-    given: dict[str, list[Any]] = {}
-    for name, option in OPTIONS.items():
+def _documented(function: Any) -> dict[str, str]:
+    """``name -> first clause`` of each entry of a docstring's ``Args:`` section."""
+    args = (function.__doc__ or "").partition("Args:")[2].partition("Returns:")[0]
+    found = re.findall(r"^ {6}(\w+): (.+?)(?:[.;]\s|\n {6}\w|\n\n|\Z)", args, re.M | re.S)
+    clauses = {name: " ".join(text.replace("``", "").split()) for name, text in found}
+    return {name: _close(text) for name, text in clauses.items()}
+
+
+def _close(text: str) -> str:
+    """A clause cut inside parentheses loses the open parenthesis (intervals such as
+    ``(0, 1]`` mix brackets, so they are counted together)."""
+    opened = text.count("(") + text.count("[")
+    if opened > text.count(")") + text.count("]"):
+        return text[: text.rindex("(")].strip()
+    return text
+
+
+def _help(name: str) -> str:
+    if name in EXTRA_OPTIONS:
+        return EXTRA_OPTIONS[name]
+    kinds = [kind for kind, family in FAMILIES.items() if name in family.settings]
+    if _reader(OPTIONS[name]) is str:  # the command line takes a shape by its name only
+        text = f"ramp shape: {', '.join(SHAPE_NAMES)}"
+    else:
+        text = _documented(FAMILIES[kinds[0]].documented_by).get(name, name.replace("_", " "))
+    defaults = {repr(FAMILIES[k].defaults[name]) for k in kinds if name in FAMILIES[k].defaults}
+    if name in RUN_DEFAULTS:
+        text += " (default: set by --steps)"
+    elif defaults:
+        text += f" (default {' or '.join(sorted(defaults))})"
+    return f"{', '.join(kinds)}: {text}"
+
+
+OPTIONS: dict[str, Any] = {}  # every setting of every kind: name -> annotated type
+for _family in FAMILIES.values():
+    OPTIONS.update(_family.settings)
+
+
+# ---- the lines to draw -----------------------------------------------------------------------
+
+
+def _given(args: argparse.Namespace) -> dict[str, list[tuple[str, Any]]]:
+    """The options given on the command line, each as a list of ``(text, value)``."""
+    given: dict[str, list[tuple[str, Any]]] = {}
+    for name, hint in OPTIONS.items():
         if name not in vars(args):
             continue
-        text = vars(args)[name]
-        items = text.split(",") if option.listable else [text]
+        value = vars(args)[name]
+        if hint is bool:  # a switch
+            given[name] = [("", True)]
+            continue
+        read = _reader(hint)
+        items = [value] if typing.get_origin(hint) is dict else value.split(",")
         try:
-            given[name] = [option.parse(item.strip()) for item in items]
+            given[name] = [(item.strip(), read(item.strip())) for item in items]
         except ValueError as error:
-            raise CommandLineError(f"{option.flag}: cannot read {text!r} ({error})") from None
-    if getattr(args, "cyclical", False):
-        given["cyclical"] = [True]
+            raise CommandLineError(f"{_flag(name)}: cannot read {value!r} ({error})") from None
     return given
 
 
@@ -186,38 +232,42 @@ def _series(args: argparse.Namespace) -> list[tuple[str, np.ndarray]]:
         steps = check_count("steps", args.steps)
     except ValueError as error:
         raise CommandLineError(f"--steps: {error}") from None
-    kind = KINDS[args.kind]
+    family = FAMILIES[args.kind]
     given = _given(args)
-    wrong = [name for name in given if name not in kind.options]
+    wrong = [name for name in given if name not in family.settings]
     if wrong:
-        takes = ", ".join(OPTIONS[n].flag if n in OPTIONS else "--" + n for n in kind.options)
-        flags = ", ".join(OPTIONS[n].flag if n in OPTIONS else "--" + n for n in wrong)
+        takes = ", ".join(map(_flag, family.settings))
+        flags = ", ".join(map(_flag, wrong))
         raise CommandLineError(f"{flags} does not apply to --kind {args.kind} (it takes {takes})")
-    if "steepness" in given and "logistic" not in given.get("shape", [_default_shape(kind)]):
+    shapes = [value for _, value in given.get("shape", [("", family.defaults.get("shape"))])]
+    if "steepness" in given and "logistic" not in shapes:
         raise CommandLineError("--steepness applies only to --shape logistic")
     lines = max((len(v) for v in given.values()), default=1)
     for name, values in given.items():
         if len(values) not in (1, lines):
             raise CommandLineError(
-                f"{OPTIONS[name].flag}: {len(values)} values, but other options give {lines}"
+                f"{_flag(name)}: {len(values)} values, but other options give {lines}"
             )
     varying = [name for name, values in given.items() if len(values) > 1]
     series = []
     for line in range(lines):
-        kwargs = {name: values[line % len(values)] for name, values in given.items()}
-        for name, default in kind.defaults.items():
-            kwargs.setdefault(name, default(steps))
+        chosen = {name: values[line % len(values)] for name, values in given.items()}
+        settings = {name: value for name, (_, value) in chosen.items()}
+        for name, default in RUN_DEFAULTS.items():
+            if name in family.settings:
+                settings.setdefault(name, default(steps))
         try:
-            if kind.is_schedule:
-                betas = schedule_values_from(kind.build(**kwargs), 0, steps)
-            else:
-                betas = kind.build(steps, **kwargs)
-        except (ValueError, TypeError) as error:
-            name = str(error).split(" ")[0]
-            flag = OPTIONS[name].flag if name in OPTIONS else f"--{args.kind}"
+            betas = family.betas(steps, settings)
+        except ArgumentError as error:  # mapped to its option by the name it carries
+            if error.argument not in chosen:
+                raise CommandLineError(f"--kind {args.kind}: {error}") from None
+            text = chosen[error.argument][0]
+            flag = f"{_flag(error.argument)} {text}" if text else _flag(error.argument)
             raise CommandLineError(f"{flag}: {error}") from None
+        except (ValueError, TypeError) as error:  # a check that names no single option
+            raise CommandLineError(f"--kind {args.kind}: {error}") from None
         label = ", ".join(
-            str(kwargs[n]) if len(varying) == 1 else f"{n}={kwargs[n]}" for n in varying
+            str(settings[n]) if len(varying) == 1 else f"{n}={settings[n]}" for n in varying
         )
         series.append((label or args.kind, betas))
     return series
@@ -268,11 +318,11 @@ def _plot(args: argparse.Namespace) -> None:
     series = _series(args)
     for label, values in series:
         plot_schedule(values, len(values), ax=ax, label=label if len(series) > 1 else None)
-    for step, flag in sorted(vars(args).get("toggle_steps", {}).items()):
+    for step, flag in sorted(_toggles(vars(args).get("toggle", "")).items()):
         ax.axvline(step, color="grey", linestyle=":", linewidth=1)
         label = f"cyclical {'on' if flag else 'off'}"
         ax.annotate(label, (step, 0.5), rotation=90, fontsize=8, ha="right", color="grey")
-    ax.set_title(args.title or f"{args.kind} schedule")
+    ax.set_title(f"{args.kind} schedule" if args.title is None else args.title)
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
     plt.close(fig)
@@ -285,19 +335,14 @@ def _values(args: argparse.Namespace) -> None:
 
 def _add_schedule_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--kind", choices=list(KINDS), default="monotonic", help="schedule family (monotonic)"
+        "--kind", choices=list(FAMILIES), default="monotonic", help="schedule family (monotonic)"
     )
     parser.add_argument("--steps", type=int, default=1000, help="steps to evaluate, from 0 (1000)")
-    for option in OPTIONS.values():
+    for name, hint in OPTIONS.items():
+        switch: dict[str, Any] = {"action": "store_true"} if hint is bool else {}
         parser.add_argument(
-            option.flag, dest=option.name, default=argparse.SUPPRESS, help=option.help
+            _flag(name), dest=name, default=argparse.SUPPRESS, help=_help(name), **switch
         )
-    parser.add_argument(
-        "--cyclical",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="annealer: start cyclical",
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -327,12 +372,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # bad syntax: one line, exit 2
-    if args.kind == "annealer" and "toggle" in vars(args):
-        try:
-            args.toggle_steps = _toggles(args.toggle)
-        except ValueError as error:
-            print(f"kl-schedules: error: --toggle: {error}", file=sys.stderr)
-            return 2
     try:
         args.run(args)
     except CommandLineError as error:

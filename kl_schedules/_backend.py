@@ -16,7 +16,8 @@ appears in a public signature.
 from __future__ import annotations
 
 import math
-from typing import Any, Protocol
+import types
+from typing import Any, Protocol, cast
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +34,8 @@ def float_dtype() -> Any:
 
 
 class MathBackend(Protocol):
+    """The operations a shared formula may use (besides arithmetic and comparisons)."""
+
     pi: float
 
     def cos(self, x: Any) -> Any: ...
@@ -54,46 +57,29 @@ def _py_sigmoid(x: float) -> float:
     return z / (1.0 + z)
 
 
-class _PyMath:
-    pi = math.pi
-    cos = staticmethod(math.cos)
-    tanh = staticmethod(math.tanh)
-    exp = staticmethod(math.exp)
-    log = staticmethod(math.log)
-    sigmoid = staticmethod(_py_sigmoid)
-    isfinite = staticmethod(math.isfinite)
-
-    @staticmethod
-    def clip(x: float, low: float, high: float) -> float:
-        return min(max(x, low), high)
-
-    @staticmethod
-    def where(condition: bool, x: Any, y: Any) -> Any:
-        return x if condition else y
-
-    @staticmethod
-    def logical_and(x: bool, y: bool) -> bool:
-        return x and y
+def _py_clip(x: float, low: float, high: float) -> float:
+    return min(max(x, low), high)
 
 
-class _JaxMath:
-    pi = math.pi
-    cos = staticmethod(jnp.cos)
-    tanh = staticmethod(jnp.tanh)
-    exp = staticmethod(jnp.exp)
-    log = staticmethod(jnp.log)
-    sigmoid = staticmethod(jax.nn.sigmoid)
-    isfinite = staticmethod(jnp.isfinite)
-    logical_and = staticmethod(jnp.logical_and)
-
-    @staticmethod
-    def clip(x: Any, low: Any, high: Any) -> Any:
-        return jnp.clip(x, low, high)
-
-    @staticmethod
-    def where(condition: Any, x: Any, y: Any) -> Any:
-        return jnp.where(condition, x, y)
+def _py_where(condition: bool, x: Any, y: Any) -> Any:
+    return x if condition else y
 
 
-PY_MATH: MathBackend = _PyMath()
-JAX_MATH: MathBackend = _JaxMath()
+def _py_and(x: bool, y: bool) -> bool:
+    return x and y
+
+
+#: Functions that ``math`` and ``jax.numpy`` both have under the same name and meaning.
+_SHARED = ("cos", "tanh", "exp", "log", "isfinite")
+
+
+def _namespace(library: Any, **own: Any) -> MathBackend:
+    """A :class:`MathBackend`: ``library``'s shared functions, and its ``own`` others."""
+    functions = {name: getattr(library, name) for name in _SHARED}
+    return cast(MathBackend, types.SimpleNamespace(pi=math.pi, **functions, **own))
+
+
+PY_MATH = _namespace(math, sigmoid=_py_sigmoid, clip=_py_clip, where=_py_where, logical_and=_py_and)
+JAX_MATH = _namespace(
+    jnp, sigmoid=jax.nn.sigmoid, clip=jnp.clip, where=jnp.where, logical_and=jnp.logical_and
+)

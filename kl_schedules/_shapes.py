@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from kl_schedules._backend import JAX_MATH, MathBackend
-from kl_schedules._validation import ArgumentTypeError, check_real
+from kl_schedules._validation import ArgumentError, ArgumentTypeError, check_real
 
 ShapeFn = Callable[[Any], Any]
 
@@ -66,8 +66,14 @@ def logistic(p: Any, steepness: float = DEFAULT_STEEPNESS) -> Any:
     return _logistic(p, steepness, JAX_MATH)
 
 
+#: The steepness range: ``k`` and ``k / 4`` stay normal float32 numbers, so the logistic
+#: ramp is never ``0 / 0`` or ``inf * 0`` (below it the ramp is linear to float32 precision).
+STEEPNESS_RANGE = (1e-30, 1e30)
+
+
 def check_steepness(steepness: Any) -> float:
-    return check_real("steepness", steepness, 0.0, low_open=True)
+    """``steepness`` as a float in :data:`STEEPNESS_RANGE`, or raises naming it."""
+    return check_real("steepness", steepness, *STEEPNESS_RANGE)
 
 
 #: The public ramp functions stand for their names (so schedules built with them compare
@@ -85,12 +91,14 @@ def check_shape(shape: Any, *, allow_callable: bool = True) -> str | ShapeFn:
             return name
     if allow_callable and callable(shape) and not isinstance(shape, str):
         return cast(ShapeFn, shape)
-    allowed = f"one of {list(SHAPE_NAMES)}" + (
-        " or a callable p -> [0, 1]" if allow_callable else ""
+    allowed = f"one of {list(SHAPE_NAMES)}"
+    if isinstance(shape, str):  # a name was meant: the names are what is allowed
+        raise ArgumentError(f"shape must be {allowed}, got {shape!r}", argument="shape")
+    if allow_callable:
+        allowed += " or a callable p -> [0, 1]"
+    raise ArgumentTypeError(
+        f"shape must be {allowed}, got {type(shape).__name__}: {shape!r}", argument="shape"
     )
-    if isinstance(shape, str):
-        raise ValueError(f"shape must be {allowed}, got {shape!r}")
-    raise ArgumentTypeError(f"shape must be {allowed}, got {type(shape).__name__}: {shape!r}")
 
 
 def ramp_function(

@@ -1,71 +1,74 @@
-"""Schedules written in epochs, evaluated on optimizer steps, and the reverse."""
+"""Unit conversion: schedules written in epochs, evaluated on optimizer steps, and the reverse."""
 
 from __future__ import annotations
 
-from typing import Any, TypeGuard
+import dataclasses
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from kl_schedules._backend import float_dtype
-from kl_schedules._schedules import Schedule, Step, builds, from_dict
-from kl_schedules._validation import ArgumentTypeError, check_bool, check_count
+from kl_schedules._schedules import Schedule, Step, checked_step, from_dict
+from kl_schedules._validation import ArgumentError, ArgumentTypeError, check_bool, check_count
 
 
-def _check_schedule(schedule: Any) -> Schedule:
-    """The wrapped schedule: one of ours, or its ``to_dict()`` form (from ``from_dict``)."""
-    if isinstance(schedule, dict):
-        schedule = from_dict(schedule)
-    if not isinstance(schedule, Schedule):
-        raise ArgumentTypeError(
-            f"schedule must be a kl_schedules schedule (e.g. monotonic_schedule(...)), "
-            f"got {type(schedule).__name__}: {schedule!r}"
+@dataclasses.dataclass(frozen=True, repr=False)
+class _Rescaled(Schedule):
+    """A kl_schedules schedule read in other units: ``steps_per_epoch`` steps to an epoch."""
+
+    schedule: Schedule
+    steps_per_epoch: int
+
+    def __post_init__(self) -> None:
+        schedule = self.schedule
+        if isinstance(schedule, dict):  # its to_dict() form, as from_dict passes it
+            schedule = from_dict(schedule)
+        if not isinstance(schedule, Schedule):
+            raise ArgumentTypeError(
+                f"schedule must be a kl_schedules schedule (e.g. monotonic_schedule(...)), "
+                f"got {type(schedule).__name__}: {schedule!r}",
+                argument="schedule",
+            )
+        self._set(
+            schedule=schedule,
+            steps_per_epoch=check_count("steps_per_epoch", self.steps_per_epoch),
         )
-    return schedule
 
 
-def _is_python_int(step: Any) -> TypeGuard[int | np.integer]:
-    return isinstance(step, (int, np.integer)) and not isinstance(step, (bool, np.bool_))
-
-
-class EpochsOnSteps(Schedule):
+@dataclasses.dataclass(frozen=True, repr=False)
+class EpochsOnSteps(_Rescaled):
     """A schedule of the epoch index, evaluated on optimizer steps; built by
     :func:`epochs_on_steps`, which documents it."""
 
     kind = "epochs_on_steps"
-    _fields = ("schedule", "steps_per_epoch", "hold")
-    schedule: Schedule
-    steps_per_epoch: int
-    hold: bool
+    factory = "epochs_on_steps"
+    hold: bool = True
 
-    def __init__(self, *, schedule: Schedule, steps_per_epoch: int, hold: bool) -> None:
-        self._init(
-            schedule=_check_schedule(schedule),
-            steps_per_epoch=check_count("steps_per_epoch", steps_per_epoch),
-            hold=check_bool("hold", hold),
-        )
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._set(hold=check_bool("hold", self.hold))
 
     def __call__(self, step: Step) -> jax.Array:
         n = self.steps_per_epoch
-        if _is_python_int(step):  # exact for any size: reduced on the host
-            whole, rest = divmod(int(step), n)
-            return self.schedule(whole if self.hold or rest == 0 else int(step) / n)
-        step = jnp.asarray(step) if not isinstance(step, np.ndarray) else step
-        if jnp.issubdtype(step.dtype, jnp.integer):
-            epoch = step // n
+        t: Any = checked_step(step)
+        if isinstance(t, int):  # exact for any size: reduced on the host
+            whole, rest = divmod(t, n)
+            return self.schedule(whole if self.hold or rest == 0 else t / n)
+        if jnp.issubdtype(t.dtype, jnp.integer):
+            epoch = t // n
             if self.hold:
                 return self.schedule(epoch)
             # At an epoch boundary the schedule gets the integer epoch, so its exact
             # endpoints stay exact under jit (where step / n is computed as step * (1/n)).
-            within = step - epoch * n
+            within = t - epoch * n
             fraction = epoch.astype(float_dtype()) + within.astype(float_dtype()) / n
             return jnp.where(within == 0, self.schedule(epoch), self.schedule(fraction))
-        epochs = jnp.asarray(step).astype(float_dtype()) / n
+        epochs = jnp.asarray(t).astype(float_dtype()) / n
         return self.schedule(jnp.floor(epochs) if self.hold else epochs)
 
 
-@builds(EpochsOnSteps)
 def epochs_on_steps(schedule: Schedule, steps_per_epoch: int, hold: bool = True) -> EpochsOnSteps:
     r"""A schedule written in epochs, evaluated on optimizer steps.
 
@@ -96,38 +99,32 @@ def epochs_on_steps(schedule: Schedule, steps_per_epoch: int, hold: bool = True)
       >>> float(smooth(250))
       0.625
     """
-    return EpochsOnSteps(schedule=schedule, steps_per_epoch=steps_per_epoch, hold=hold)
+    return EpochsOnSteps(schedule, steps_per_epoch, hold)
 
 
-class StepsOnEpochs(Schedule):
+@dataclasses.dataclass(frozen=True, repr=False)
+class StepsOnEpochs(_Rescaled):
     """A schedule of the optimizer step, evaluated on epoch indices; built by
     :func:`steps_on_epochs`, which documents it."""
 
     kind = "steps_on_epochs"
-    _fields = ("schedule", "steps_per_epoch")
-    schedule: Schedule
-    steps_per_epoch: int
-
-    def __init__(self, *, schedule: Schedule, steps_per_epoch: int) -> None:
-        self._init(
-            schedule=_check_schedule(schedule),
-            steps_per_epoch=check_count("steps_per_epoch", steps_per_epoch),
-        )
+    factory = "steps_on_epochs"
 
     def __call__(self, epoch: Step) -> jax.Array:
         n = self.steps_per_epoch
-        if _is_python_int(epoch):  # exact for any size
-            return self.schedule(int(epoch) * n)
-        if isinstance(epoch, (np.ndarray, np.generic)) and np.issubdtype(epoch.dtype, np.integer):
-            epochs = np.asarray(epoch)
+        e: Any = checked_step(epoch)
+        if isinstance(e, int):  # exact for any size
+            return self.schedule(e * n)
+        if isinstance(e, np.ndarray) and e.dtype.kind in "iu":
             limit = (2**63 - 1) // n  # on the host: exact in int64, or an error
-            if epochs.size and not -limit <= int(epochs.min()) <= int(epochs.max()) <= limit:
-                raise ValueError(f"epoch * steps_per_epoch ({n}) does not fit in int64")
-            return self.schedule(epochs.astype(np.int64) * n)
-        epoch = jnp.asarray(epoch)
-        if jnp.issubdtype(epoch.dtype, jnp.integer):
-            return _integer_epochs(self.schedule, epoch, n)
-        return self.schedule(epoch * n)
+            if e.size and not -limit <= int(e.min()) <= int(e.max()) <= limit:
+                raise ArgumentError(
+                    f"epoch * steps_per_epoch ({n}) does not fit in int64", argument="step"
+                )
+            return self.schedule(e.astype(np.int64) * n)
+        if jnp.issubdtype(e.dtype, jnp.integer):
+            return _integer_epochs(self.schedule, e, n)
+        return self.schedule(e * n)
 
 
 def _integer_epochs(schedule: Schedule, epoch: jax.Array, n: int) -> jax.Array:
@@ -142,10 +139,10 @@ def _integer_epochs(schedule: Schedule, epoch: jax.Array, n: int) -> jax.Array:
         wide = jnp.clip(epoch, -limit if epoch.dtype == jnp.int64 else 0, limit)
         return jnp.where(fits, schedule(wide.astype(jnp.int64) * n), jnp.nan)
     signed = jnp.issubdtype(epoch.dtype, jnp.signedinteger)
-    kind = jnp.int32 if signed else jnp.uint32
-    epoch = epoch.astype(kind)  # compare in 32 bits, against constants of that type
-    top = kind(min((2**32 - 1) // n, 2**31 - 1 if signed else 2**32 - 1))
-    up = jnp.clip(epoch, kind(0), top).astype(jnp.uint32) * jnp.uint32(n)  # n < 2**31
+    int_type = jnp.int32 if signed else jnp.uint32
+    epoch = epoch.astype(int_type)  # compare in 32 bits, against constants of that type
+    top = int_type(min((2**32 - 1) // n, 2**31 - 1 if signed else 2**32 - 1))
+    up = jnp.clip(epoch, int_type(0), top).astype(jnp.uint32) * jnp.uint32(n)  # n < 2**31
     beta = schedule(up)
     fits = epoch <= top
     if signed:
@@ -156,7 +153,6 @@ def _integer_epochs(schedule: Schedule, epoch: jax.Array, n: int) -> jax.Array:
     return jnp.where(fits, beta, jnp.nan)
 
 
-@builds(StepsOnEpochs)
 def steps_on_epochs(schedule: Schedule, steps_per_epoch: int) -> StepsOnEpochs:
     r"""The reverse: a schedule written in optimizer steps, evaluated once per epoch.
 
@@ -175,4 +171,4 @@ def steps_on_epochs(schedule: Schedule, steps_per_epoch: int) -> StepsOnEpochs:
       >>> [float(per_epoch(e)) for e in range(5)]
       [0.0, 0.25, 0.5, 0.75, 1.0]
     """
-    return StepsOnEpochs(schedule=schedule, steps_per_epoch=steps_per_epoch)
+    return StepsOnEpochs(schedule, steps_per_epoch)

@@ -1,11 +1,14 @@
 """Eager argument checks, in one place for every factory and host object.
 
-Every check names the argument, the value and what is allowed. One rule for NumPy: NumPy
-scalars and 0-d arrays are accepted wherever the Python type is (``np.int64`` as a count,
-``np.float32`` as a real, ``np.bool_`` as a flag); a bool is never a number, and a number is
-never a flag. A wrong *type* raises :class:`ArgumentTypeError`, which is both a
-``TypeError`` and a ``ValueError``, so code written for the original ``Annealer`` (which
-raised ``ValueError`` for everything) still catches it.
+Every check names the argument, the value and what is allowed, and raises an
+:class:`ArgumentError` (a ``ValueError``) whose ``argument`` attribute holds the argument's
+name as data, so callers (the command line) map an error to its option without reading the
+text. One rule for NumPy: NumPy scalars and 0-d arrays are accepted wherever the Python type
+is (``np.int64`` as a count, ``np.float32`` as a real, ``np.bool_`` as a flag); a bool is
+never a number, and a number is never a flag. A wrong *type* raises
+:class:`ArgumentTypeError`, which is both a ``TypeError`` and an :class:`ArgumentError`, so
+code written for the original ``Annealer`` (which raised ``ValueError`` for everything)
+still catches it.
 """
 
 from __future__ import annotations
@@ -19,8 +22,32 @@ from typing import Any
 INT32_MAX = 2**31 - 1
 
 
-class ArgumentTypeError(TypeError, ValueError):
+class ArgumentError(ValueError):
+    """A bad argument; ``argument`` names it (``None`` when no single argument is at fault).
+
+    Examples:
+      >>> from kl_schedules import ArgumentError, cyclical_schedule
+      >>> try:
+      ...     cyclical_schedule(period=10, ratio=2.0)
+      ... except ArgumentError as error:
+      ...     print(error.argument)
+      ratio
+    """
+
+    def __init__(self, message: str, *, argument: str | None = None) -> None:
+        super().__init__(message)
+        self.argument = argument
+
+    def __reduce__(self) -> Any:  # pickles with its argument (multiprocessing, pytest-xdist)
+        return _rebuild_error, (type(self), str(self), self.argument)
+
+
+class ArgumentTypeError(ArgumentError, TypeError):
     """An argument of the wrong type; ``except TypeError`` and ``except ValueError`` catch it."""
+
+
+def _rebuild_error(cls: type[ArgumentError], message: str, argument: str | None) -> ArgumentError:
+    return cls(message, argument=argument)
 
 
 def _is_bool(value: Any) -> bool:
@@ -42,18 +69,24 @@ def check_count(name: str, value: Any, minimum: int = 1, maximum: int = INT32_MA
     (``5.0``); rejects bools, strings, non-integral or non-finite floats.
     """
     if _is_bool(value) or isinstance(value, (str, bytes)):
-        raise ArgumentTypeError(f"{name} must be an integer, got {_describe(value)}")
+        raise ArgumentTypeError(f"{name} must be an integer, got {_describe(value)}", argument=name)
     try:
         result = operator.index(value)
     except TypeError:
         real = _as_real(value)
         if real is None:
-            raise ArgumentTypeError(f"{name} must be an integer, got {_describe(value)}") from None
+            raise ArgumentTypeError(
+                f"{name} must be an integer, got {_describe(value)}", argument=name
+            ) from None
         if not (math.isfinite(real) and real.is_integer()):
-            raise ValueError(f"{name} must be an integer, got {value!r}") from None
+            raise ArgumentError(
+                f"{name} must be an integer, got {value!r}", argument=name
+            ) from None
         result = int(real)
     if not minimum <= result <= maximum:
-        raise ValueError(f"{name} must be an integer in [{minimum}, {maximum}], got {value!r}")
+        raise ArgumentError(
+            f"{name} must be an integer in [{minimum}, {maximum}], got {value!r}", argument=name
+        )
     return result
 
 
@@ -74,7 +107,9 @@ def _real_or_raise(name: str, value: Any) -> float:
     anything else, bools and strings included, raises naming ``name``."""
     result = None if _is_bool(value) or isinstance(value, (str, bytes)) else _as_real(value)
     if result is None:
-        raise ArgumentTypeError(f"{name} must be a real number, got {_describe(value)}")
+        raise ArgumentTypeError(
+            f"{name} must be a real number, got {_describe(value)}", argument=name
+        )
     return result
 
 
@@ -93,7 +128,9 @@ def check_real(
     too_high = result >= high if high_open else result > high
     if not math.isfinite(result) or too_low or too_high:
         interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
+        raise ArgumentError(
+            f"{name} must be a finite number in {interval}, got {value!r}", argument=name
+        )
     return result
 
 
@@ -114,34 +151,37 @@ def check_keys(
 ) -> None:
     """Checks that ``state`` is a mapping with every ``required`` key and no unknown one."""
     if not isinstance(state, Mapping):
-        raise ArgumentTypeError(f"{name} must be a dict, got {_describe(state)}")
+        raise ArgumentTypeError(f"{name} must be a dict, got {_describe(state)}", argument=name)
     missing = [key for key in required if key not in state]
     unknown = sorted(set(state) - set(required) - set(optional))
     if missing or unknown:
-        raise ValueError(
+        raise ArgumentError(
             f"{name} must have the keys {list(required)}"
             + (f" (optionally {list(optional)})" if optional else "")
             + (f"; missing {missing}" if missing else "")
-            + (f"; unknown {unknown}" if unknown else "")
+            + (f"; unknown {unknown}" if unknown else ""),
+            argument=name,
         )
 
 
 def check_bool(name: str, value: Any) -> bool:
     """Returns a Python bool for a Python or NumPy bool (or a concrete 0-d bool array)."""
     if not _is_bool(value) or getattr(value, "shape", ()) != ():
-        raise ArgumentTypeError(f"{name} must be a bool, got {_describe(value)}")
+        raise ArgumentTypeError(f"{name} must be a bool, got {_describe(value)}", argument=name)
     try:
         return bool(value)
     except Exception:  # a traced JAX bool has no concrete value
         raise ArgumentTypeError(
-            f"{name} must be a concrete bool here, got a traced value {value!r}"
+            f"{name} must be a concrete bool here, got a traced value {value!r}", argument=name
         ) from None
 
 
 def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     """Returns ``value`` if it is one of the strings ``choices``, else raises."""
     if not isinstance(value, str):
-        raise ArgumentTypeError(f"{name} must be one of {list(choices)}, got {_describe(value)}")
+        raise ArgumentTypeError(
+            f"{name} must be one of {list(choices)}, got {_describe(value)}", argument=name
+        )
     if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+        raise ArgumentError(f"{name} must be one of {list(choices)}, got {value!r}", argument=name)
     return value

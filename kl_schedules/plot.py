@@ -1,4 +1,4 @@
-"""Plot a schedule with matplotlib (imported lazily: ``pip install kl_schedules[plot]``)."""
+"""Plots a schedule with matplotlib (imported lazily: ``pip install kl_schedules[plot]``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from kl_schedules._schedules import schedule_values_from
+from kl_schedules._describe import run_values
 from kl_schedules._validation import check_count
 
 
@@ -21,16 +21,18 @@ def _pyplot() -> Any:
 
 
 def schedule_values(schedule: Any, num_steps: int) -> np.ndarray:
-    """``schedule(t)`` for ``t = 0 .. num_steps - 1``, in one vectorised call."""
-    return schedule_values_from(schedule, 0, check_count("num_steps", num_steps))
+    """beta at steps ``0 .. num_steps - 1`` of a schedule or an ``Annealer`` (vectorised)."""
+    num_steps = check_count("num_steps", num_steps)
+    return run_values(schedule, num_steps)(0, num_steps)
 
 
 def plot_schedule(schedule: Any, num_steps: int, ax: Any = None, label: str | None = None) -> Any:
     """Plots ``schedule`` over ``num_steps`` steps and returns the matplotlib Axes.
 
     Args:
-      schedule: any ``optax.Schedule`` (a kl_schedules schedule, or optax's own), or the
-        betas themselves (a sequence, e.g. an ``Annealer``'s recorded values).
+      schedule: any ``optax.Schedule`` (a kl_schedules schedule, or optax's own); an
+        ``Annealer``, drawn as the betas a copy of it takes from step 0 (the annealer
+        itself is not changed); or the betas themselves (a sequence of numbers).
       num_steps: how many steps to evaluate, from 0; an integer >= 1.
       ax: the Axes to draw on; a new figure's when omitted.
       label: legend label of the line.

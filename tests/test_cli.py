@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from kl_schedules.__main__ import main
+from kl_schedules.__main__ import build_parser, main
 
 
 def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -107,13 +107,104 @@ def test_plot_writes_png_and_csv(tmp_path):
         (["plot", "--out", "-"], "standard output takes --csv only"),
     ],
 )
-def test_bad_options_one_line_error_no_traceback(args, needle, tmp_path):
-    result = run_cli(*args, cwd=tmp_path)
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
+def test_bad_options_one_line_error_no_traceback(args, needle, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    try:  # in this process: an exception other than a parser exit would fail the test
+        status = main(args)
+    except SystemExit as exit:  # argparse's own errors (bad syntax)
+        status = exit.code
+    assert status == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
     assert needle in lines[0]
+
+
+def test_a_bad_option_exits_2_with_one_line_and_no_traceback_as_a_command():
+    result = run_cli("values", "--kind", "cyclical", "--ratio", "1.5")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "kl-schedules: error: --ratio 1.5: ratio must be a finite number in (0.0, 1.0], got 1.5"
+    ]
+
+
+def error_line(args, capsys):
+    try:
+        status = main(args)
+    except SystemExit as exit:
+        status = exit.code
+    assert status == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    return line
+
+
+def test_a_value_a_float_cannot_hold_is_reported_as_typed(capsys):
+    for text in ("1e-400", "-1e-400", "1e400"):
+        line = error_line(["values", "--kind", "cyclical", f"--ratio={text}"], capsys)
+        assert f"--ratio: cannot read '{text}'" in line and "got 0.0" not in line
+    assert "'1e400' is too large" in line
+
+
+def test_the_shape_error_offers_only_what_the_command_line_takes(capsys):
+    for text in ("tanh", "5"):
+        line = error_line(["values", "--shape", text], capsys)
+        assert "one of ['linear', 'cosine', 'logistic']" in line and "callable" not in line
+    assert "callable" not in build_parser().format_help()
+    plot_help = " ".join(run_cli("plot", "--help").stdout.split())
+    assert "callable" not in plot_help and "ramp shape: linear, cosine, logistic" in plot_help
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["--kind", "cyclical", "--hold-start", "0.6"], "--hold-start 0.6"),
+        (["--kind", "cyclical", "--period", "0.5"], "--period 0.5"),
+        (["--kind", "cyclical", "--num-cycles", "2.5"], "--num-cycles 2.5"),
+        (["--kind", "monotonic", "--delay", "-1"], "--delay -1"),
+        (["--kind", "monotonic", "--total-steps", "0,10"], "--total-steps 0"),
+        (["--kind", "monotonic", "--shape", "logistic", "--steepness", "0"], "--steepness 0"),
+        (["--kind", "annealer", "--total-steps", "0"], "--total-steps 0"),
+        (["--kind", "constant", "--value", "nan"], "--value nan"),
+    ],
+)
+def test_an_error_is_mapped_to_the_option_that_caused_it(args, flag, capsys):
+    line = error_line(["values", *args], capsys)
+    assert line.startswith(f"kl-schedules: error: {flag}: "), line
+
+
+def test_an_empty_title_is_honoured(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import matplotlib.figure
+
+    titles = []
+    monkeypatch.setattr(
+        matplotlib.figure.Figure,
+        "savefig",
+        lambda figure, *a, **k: titles.append(figure.axes[0].get_title()),
+    )
+    out = str(tmp_path / "x.png")
+    for title in ([], ["--title", ""], ["--title", "warm-up"]):
+        assert main(["plot", "--steps", "5", "--out", out, *title]) == 0
+    assert titles == ["monotonic schedule", "", "warm-up"]
+
+
+def test_every_setting_of_every_kind_is_an_option():
+    import dataclasses
+
+    from kl_schedules import ConstantSchedule, CyclicalSchedule, MonotonicSchedule
+
+    help_text = run_cli("values", "--help").stdout
+    for cls in (ConstantSchedule, MonotonicSchedule, CyclicalSchedule):
+        for field in dataclasses.fields(cls):
+            assert "--" + field.name.replace("_", "-") in help_text
+    for name in ("--baseline", "--cyclical", "--disable", "--toggle"):
+        assert name in help_text
+
+
+def test_the_annealer_switches(capsys):
+    assert main(["values", "--kind", "annealer", "--total-steps", "2", "--steps", "3"]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == ["0,0", "1,0.5", "2,1"]
+    assert main(["values", "--kind", "annealer", "--disable", "--steps", "2"]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == ["0,1", "1,1"]
 
 
 def test_help_documents_every_option():

@@ -26,9 +26,12 @@ from kl_schedules.control import (
     GECO,
     PIController,
     active_units,
+    capacity_objective,
+    capacity_schedule,
     free_bits,
     gaussian_kl,
     geco,
+    kl_balance,
     kl_per_dimension,
     pi_controller,
 )
@@ -344,3 +347,100 @@ def test_a_numpy_string_shape_is_stored_as_a_plain_string():
     annealer = Annealer(5, shape=np.str_("cosine"))
     assert type(annealer.shape) is str and "np.str_" not in repr(annealer)
     assert type(cyclical_schedule(10, shape=np.str_("cosine")).shape) is str
+
+
+# ---- a 0-d number of any kind combines with an array of any kind (issue 18, item 5) ---------
+
+
+def _numbers(value):
+    """``value`` as a 0-d number of every kind: Python, NumPy, JAX (ours) and torch."""
+    import torch
+
+    return [value, np.float32(value), np.float64(value), jnp.asarray(value), torch.tensor(value)]
+
+
+def _arrays(values):
+    import torch
+
+    return [np.asarray(values), jnp.asarray(values), torch.tensor(values)]
+
+
+def _same_kind(result, array):
+    if isinstance(array, np.ndarray):
+        return isinstance(result, (np.ndarray, np.generic))
+    return isinstance(result, type(array)) or (
+        isinstance(array, jax.Array) and isinstance(result, jax.Array)
+    )
+
+
+def test_the_reported_mixes_work_and_follow_the_array():
+    torch = pytest.importorskip("torch")
+    kl = torch.tensor([[3.0, 1.0], [5.0, 1.0]])
+    from_schedule = monotonic_schedule(100)(50)  # a JAX float32, our own schedule's output
+    for beta in (from_schedule, np.float32(0.5)):
+        term, coefficients = kl_balance(kl, beta=beta)
+        assert isinstance(term, torch.Tensor) and term.dtype == torch.float32
+        np.testing.assert_allclose(coefficients.numpy(), [1.598, 0.402], atol=1e-3)
+    capacity = capacity_schedule(25.0, 100)(50)
+    loss = capacity_objective(torch.tensor([10.0, 15.0]), capacity)
+    assert isinstance(loss, torch.Tensor)
+    np.testing.assert_allclose(loss.numpy(), [2500.0, 2500.0])
+    term, coefficients = kl_balance(np.array([[3.0, 1.0]]), beta=jnp.asarray(0.5))
+    assert type(term) is np.ndarray and term.dtype == np.float64
+    assert type(coefficients) is np.ndarray
+
+
+def test_every_number_kind_with_every_array_kind():
+    pytest.importorskip("torch")
+    kl = [[3.0, 1.0], [5.0, 1.0]]
+    for array in [*_arrays(kl), np.asarray(kl, np.float32)]:
+        for beta in _numbers(0.5):
+            term, coefficients = kl_balance(array, beta=beta)
+            assert _same_kind(term, array) and _same_kind(coefficients, array), (array, beta)
+            assert term.dtype == array.dtype, (type(array), type(beta), term.dtype)
+            np.testing.assert_allclose(np.asarray(term), [2.598, 4.195], atol=1e-3)
+        for capacity in _numbers(2.0):
+            loss = capacity_objective(array, capacity, gamma=2.0)
+            assert _same_kind(loss, array) and loss.dtype == array.dtype
+            np.testing.assert_allclose(np.asarray(loss), [[2.0, 2.0], [6.0, 2.0]])
+            clamped = free_bits(array, capacity)  # min_nats of any kind too
+            assert _same_kind(clamped, array)
+            np.testing.assert_allclose(np.asarray(clamped), [5.0, 7.0])
+
+
+def test_a_number_kl_takes_the_kind_of_an_array_capacity():
+    torch = pytest.importorskip("torch")
+    assert capacity_objective(12.0, 12.5) == 500.0
+    result = capacity_objective(12.0, torch.tensor(12.5))
+    assert isinstance(result, torch.Tensor) and float(result) == 500.0
+
+
+def test_a_torch_beta_keeps_its_gradient():
+    torch = pytest.importorskip("torch")
+    beta = torch.tensor(0.5, requires_grad=True)
+    kl = torch.tensor([[3.0, 1.0]])
+    term, coefficients = kl_balance(kl, beta=beta)
+    term.sum().backward()  # d(beta * sum(gamma * kl)) / d beta = sum(gamma * kl)
+    assert float(beta.grad) == pytest.approx(float((kl * coefficients).sum()))
+
+
+def test_a_traced_beta_works_with_jax_arrays_and_is_refused_with_others():
+    kl = np.array([[3.0, 1.0], [5.0, 1.0]])
+    traced = jax.jit(lambda b: kl_balance(jnp.asarray(kl), beta=b)[0])(0.5)
+    np.testing.assert_allclose(traced, [2.598, 4.195], atol=1e-3)
+    with pytest.raises(TypeError, match="beta is a traced JAX value"):
+        jax.jit(lambda b: kl_balance(kl, beta=b)[0])(0.5)
+
+
+@pytest.mark.parametrize("bad", [True, np.bool_(False), jnp.asarray(True), "0.5", None])
+def test_kl_helpers_refuse_what_is_not_a_number(bad):
+    with pytest.raises(TypeError, match="beta") as raised:
+        kl_balance(np.ones((2, 2)), beta=bad)
+    assert raised.value.argument == "beta"
+    with pytest.raises(TypeError, match="capacity"):
+        capacity_objective(np.ones(2), bad)
+
+
+def test_kl_helpers_refuse_an_array_where_a_number_belongs():
+    with pytest.raises(TypeError, match="beta must be a number or a 0-d array"):
+        kl_balance(np.ones((2, 2)), beta=np.array([0.5, 0.5]))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fractions
+import inspect
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +14,19 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from kl_schedules import constant_schedule, cyclical_schedule, monotonic_schedule
+from kl_schedules import (
+    ConstantSchedule,
+    CyclicalSchedule,
+    EpochsOnSteps,
+    MonotonicSchedule,
+    StepsOnEpochs,
+    constant_schedule,
+    cyclical_schedule,
+    epochs_on_steps,
+    from_dict,
+    monotonic_schedule,
+    steps_on_epochs,
+)
 from tests.reference import np_monotonic, py_cyclical
 
 SHAPES = ["linear", "cosine", "logistic"]
@@ -251,3 +265,111 @@ def test_jit_equals_eager_and_vmap_equals_loop(shape, period, ratio, steps):
     if steps:
         batched = jax.vmap(schedule)(jnp.asarray(steps, dtype=jnp.int32))
         np.testing.assert_allclose(np.asarray(batched), eager, atol=ATOL)
+
+
+# ---- one rule per kind of step, for every schedule (issue 18, item 7) --------------------------
+
+EVERY_SCHEDULE = [
+    constant_schedule(0.3),
+    monotonic_schedule(10),
+    cyclical_schedule(10),
+    cyclical_schedule(10, num_cycles=2),
+    epochs_on_steps(monotonic_schedule(4), steps_per_epoch=10),
+    epochs_on_steps(cyclical_schedule(4), steps_per_epoch=10, hold=False),
+    steps_on_epochs(monotonic_schedule(100), steps_per_epoch=10),
+]
+
+
+@pytest.mark.parametrize("schedule", EVERY_SCHEDULE, ids=repr)
+@pytest.mark.parametrize("step", [None, "5", True, np.bool_(True), jnp.asarray(True), 1j])
+def test_every_schedule_refuses_what_is_not_a_step(schedule, step):
+    with pytest.raises(TypeError, match="step must be an integer or a float") as raised:
+        schedule(step)
+    assert raised.value.argument == "step"
+
+
+@pytest.mark.parametrize("schedule", EVERY_SCHEDULE, ids=repr)
+@pytest.mark.parametrize(
+    "step", [-np.inf, np.inf, np.nan, np.float32(np.inf), np.array([1.0, -np.inf])]
+)
+def test_a_host_step_must_be_finite(schedule, step):
+    with pytest.raises(ValueError, match="step must be finite") as raised:
+        schedule(float(step) if isinstance(step, float) else step)
+    assert raised.value.argument == "step"
+
+
+@pytest.mark.parametrize("schedule", EVERY_SCHEDULE, ids=repr)
+def test_a_non_finite_jax_step_gives_nan_without_a_warning(schedule):
+    steps = jnp.asarray([-jnp.inf, jnp.inf, jnp.nan, 3.0])
+    for values in (schedule(steps), jax.jit(schedule)(steps), jax.vmap(schedule)(steps)):
+        values = np.asarray(values)
+        assert np.isnan(values[:3]).all(), values
+        assert np.isfinite(values[3])
+
+
+def test_the_reported_non_finite_cases():
+    with pytest.raises(ValueError, match="finite"):
+        cyclical_schedule(10)(-np.inf)
+    with pytest.raises(ValueError, match="finite"):
+        cyclical_schedule(10)(np.inf)  # the same rule for both ends
+    with pytest.raises(ValueError, match="finite"):
+        monotonic_schedule(10)(float("nan"))
+
+
+@pytest.mark.parametrize("steepness", [1e-300, 0.0, 1e-31, 1e31, 1e300, float("inf")])
+def test_steepness_outside_float32_range_is_refused(steepness):
+    for make in (monotonic_schedule, lambda *a, **k: cyclical_schedule(10, **k)):
+        with pytest.raises(ValueError, match=r"steepness must be a finite number in \[1e-30"):
+            make(10, "logistic", steepness=steepness) if make is monotonic_schedule else make(
+                steepness=steepness, shape="logistic"
+            )
+
+
+@pytest.mark.parametrize("steepness", [1e-30, 1e-6, 1e6, 1e30])
+def test_steepness_at_the_range_ends_gives_finite_monotonic_values(steepness):
+    schedule = monotonic_schedule(1000, "logistic", steepness=steepness)
+    values = np.asarray(schedule(np.arange(1001)))
+    assert np.isfinite(values).all()
+    assert values[0] == 0.0 and values[-1] == 1.0 and (np.diff(values) >= 0).all()
+    if steepness <= 1e-6:  # linear to float32 precision
+        np.testing.assert_allclose(values, np.arange(1001) / 1000, atol=1e-6)
+
+
+def test_from_dict_names_a_period_with_a_zero_denominator():
+    with pytest.raises(ValueError, match="period") as raised:
+        from_dict({"kind": "cyclical", "period": "1/0"})
+    assert raised.value.argument == "period"
+    assert not isinstance(raised.value, ZeroDivisionError)
+
+
+# ---- the config dataclasses -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "factory,cls",
+    [
+        (constant_schedule, ConstantSchedule),
+        (monotonic_schedule, MonotonicSchedule),
+        (cyclical_schedule, CyclicalSchedule),
+        (epochs_on_steps, EpochsOnSteps),
+        (steps_on_epochs, StepsOnEpochs),
+    ],
+)
+def test_each_factory_takes_exactly_its_dataclass_fields(factory, cls):
+    fields = dataclasses.fields(cls)
+    parameters = list(inspect.signature(factory).parameters.values())
+    assert [p.name for p in parameters] == [f.name for f in fields]
+    for parameter, field in zip(parameters, fields, strict=True):
+        missing = dataclasses.MISSING
+        assert parameter.default == (
+            inspect.Parameter.empty if field.default is missing else field.default
+        )
+
+
+def test_replace_builds_a_validated_variant():
+    schedule = cyclical_schedule(1000 / 3, ratio=0.5)
+    variant = dataclasses.replace(schedule, ratio=0.25)
+    assert variant == cyclical_schedule(1000 / 3, ratio=0.25) and variant.period == schedule.period
+    with pytest.raises(ValueError, match="ratio") as raised:
+        dataclasses.replace(schedule, ratio=1.5)
+    assert raised.value.argument == "ratio"

@@ -1,4 +1,4 @@
-"""Capacity annealing (Burgess et al. 2018): ``loss = recon + gamma * |KL - C(t)|``."""
+"""Capacity annealing (Burgess et al. 2018): the schedule C(t) and ``gamma * |KL - C(t)|``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 from kl_schedules._schedules import MonotonicSchedule, monotonic_schedule
 from kl_schedules._validation import check_real
+from kl_schedules.control._kl import _framework, _number_for
 
 
 def capacity_schedule(max_capacity: float, total_steps: int, delay: int = 0) -> MonotonicSchedule:
@@ -25,8 +26,10 @@ def capacity_schedule(max_capacity: float, total_steps: int, delay: int = 0) -> 
 def capacity_objective(kl: Any, capacity: Any, gamma: float = 1000.0) -> Any:
     r"""Capacity-annealing KL term (Burgess et al. 2018): :math:`\gamma\,|KL - C|`.
 
-    ``loss = recon + capacity_objective(kl, C(t), gamma)``. Works on JAX/NumPy/torch values
-    and Python floats, and returns the kind it is given.
+    ``loss = recon + capacity_objective(kl, C(t), gamma)``. Works on JAX, NumPy and torch
+    values and Python numbers, mixed: the result has the kind (and float dtype) of ``kl``
+    when it is an array or tensor, else of ``capacity``; the other must be a number or a
+    0-d array (e.g. ``capacity_schedule(...)(step)``, a JAX value, with a torch ``kl``).
 
     Examples:
       >>> from kl_schedules.control import capacity_objective
@@ -34,4 +37,8 @@ def capacity_objective(kl: Any, capacity: Any, gamma: float = 1000.0) -> Any:
       500.0
     """
     gamma = check_real("gamma", gamma, 0.0)
+    if _framework(kl) is None and _framework(capacity) is not None:
+        kl = _number_for("kl", kl, capacity)
+    else:
+        capacity = _number_for("capacity", capacity, kl)
     return gamma * abs(kl - capacity)

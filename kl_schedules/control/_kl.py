@@ -1,4 +1,12 @@
-"""Array-generic KL helpers: NumPy in, NumPy out; torch in, torch out; JAX in, JAX out."""
+"""Array-generic KL helpers: NumPy in, NumPy out; torch in, torch out; JAX in, JAX out.
+
+One rule for mixed kinds: a 0-d number of any kind (a Python or NumPy number, a 0-d JAX
+array or torch tensor) combines with an array of any kind, and the result has the array's
+kind and float dtype. The number is taken as a Python float (so it never promotes the
+array's dtype), except a 0-d tensor or array of the array's own framework, which is kept
+(a torch tensor keeps its autograd graph; a JAX value may be traced, and is cast to the
+array's dtype). A bool is never a number. A traced JAX number combines with JAX arrays only.
+"""
 
 from __future__ import annotations
 
@@ -9,28 +17,69 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kl_schedules._validation import check_count, check_real
+from kl_schedules._validation import ArgumentTypeError, check_count, check_real
 
 
-def _framework(x: Any) -> str:
-    """``"numpy"``, ``"torch"`` or ``"jax"``: the framework of an array."""
+def _framework(x: Any) -> str | None:
+    """``"numpy"``, ``"torch"`` or ``"jax"`` for an array, tensor or NumPy scalar of that
+    framework; ``None`` for anything else (a Python number)."""
     if isinstance(x, (np.ndarray, np.generic)):
         return "numpy"
+    if isinstance(x, jax.Array):
+        return "jax"
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(x, torch.Tensor):
         return "torch"
-    return "jax"
+    return None
+
+
+def _number_for(name: str, value: Any, array: Any) -> Any:
+    """The 0-d number ``value`` in a form that combines with ``array`` (any framework, or a
+    Python number) and keeps ``array``'s kind and float dtype; see the module notes."""
+    dtype = getattr(value, "dtype", None)
+    if isinstance(value, (bool, np.bool_)) or str(dtype) in ("bool", "torch.bool"):
+        raise ArgumentTypeError(f"{name} must be a number, got a bool: {value!r}", argument=name)
+    if tuple(getattr(value, "shape", ())) != ():
+        raise ArgumentTypeError(
+            f"{name} must be a number or a 0-d array, got shape {tuple(value.shape)}",
+            argument=name,
+        )
+    framework = _framework(value)
+    if framework is not None and framework == _framework(array) != "numpy":
+        if framework == "jax" and jnp.issubdtype(array.dtype, jnp.floating):
+            return value.astype(array.dtype)
+        return value  # torch: a 0-d tensor never promotes a tensor's dtype
+    if isinstance(value, jax.core.Tracer):
+        raise ArgumentTypeError(
+            f"{name} is a traced JAX value, which combines with JAX arrays only, not with "
+            f"{type(array).__name__}",
+            argument=name,
+        )
+    return check_real(name, value)
 
 
 def _exp(x: Any) -> Any:
     """``exp`` in the array's own framework."""
-    kind = _framework(x)
-    return np.exp(x) if kind == "numpy" else x.exp() if kind == "torch" else jnp.exp(x)
+    framework = _framework(x)
+    return np.exp(x) if framework == "numpy" else x.exp() if framework == "torch" else jnp.exp(x)
 
 
 def _stop_gradient(x: Any) -> Any:
-    kind = _framework(x)
-    return x if kind == "numpy" else x.detach() if kind == "torch" else jax.lax.stop_gradient(x)
+    framework = _framework(x)
+    if framework == "torch":
+        return x.detach()
+    return jax.lax.stop_gradient(x) if framework == "jax" else x
+
+
+def _where(condition: Any, x: Any, y: Any) -> Any:
+    """``x`` where ``condition`` else ``y``, in ``x``'s framework (``condition`` may be a
+    Python bool)."""
+    if isinstance(condition, bool):
+        return x if condition else y
+    framework = _framework(x)
+    if framework == "torch":
+        return sys.modules["torch"].where(condition, x, y)
+    return jnp.where(condition, x, y) if framework == "jax" else np.where(condition, x, y)
 
 
 def _check_pair(mu: Any, logvar: Any) -> None:
@@ -161,8 +210,8 @@ def kl_balance(
     Args:
       kl_per_group: KL of each latent group, shape ``[batch, groups]`` (or ``[groups]`` for
         batch-averaged values); JAX, NumPy or torch.
-      beta: the current KL weight (a number or 0-d array, traced allowed), e.g. from a
-        warm-up schedule.
+      beta: the current KL weight, a number or 0-d array of any kind (a traced one with a
+        JAX ``kl_per_group``), e.g. from a warm-up schedule.
       alpha: relative size of each group, shape ``[groups]`` (NVAE: larger for groups at
         higher spatial resolution); default all ones.
       epsilon: added to each group's mean KL, so an empty group keeps a small weight.
@@ -186,6 +235,7 @@ def kl_balance(
       Vahdat & Kautz, "NVAE: A Deep Hierarchical Variational Autoencoder", NeurIPS 2020.
     """
     epsilon = check_real("epsilon", epsilon, 0.0, low_open=True)
+    beta = _number_for("beta", beta, kl_per_group)
     shape = tuple(np.shape(kl_per_group))
     if len(shape) not in (1, 2):
         raise ValueError(f"kl_per_group must have shape [batch, groups] or [groups], got {shape}")
@@ -198,14 +248,5 @@ def kl_balance(
             raise ValueError(f"alpha must have shape ({shape[-1]},), got {tuple(np.shape(alpha))}")
         scaled = (mean_kl + epsilon) / alpha
     balanced = _stop_gradient(scaled / scaled.mean())
-    ones = balanced * 0.0 + 1.0
-    kind = _framework(kl_per_group)
-    if isinstance(beta, (int, float)):
-        coefficients = balanced if beta < 1.0 else ones
-    elif kind == "numpy":
-        coefficients = np.where(np.asarray(beta) < 1.0, balanced, ones)
-    elif kind == "torch":
-        coefficients = sys.modules["torch"].where(beta < 1.0, balanced, ones)
-    else:
-        coefficients = jnp.where(jnp.asarray(beta) < 1.0, balanced, ones)
+    coefficients = _where(beta < 1.0, balanced, balanced * 0.0 + 1.0)
     return beta * (kl_per_group * coefficients).sum(-1), coefficients
