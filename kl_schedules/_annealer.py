@@ -1,20 +1,37 @@
-"""The host-side Annealer: the documented PyTorch API, with no JAX on the per-step path."""
+"""The host Annealer: the documented ``vae-annealing`` API in plain Python, no JAX per step."""
 
 from __future__ import annotations
 
+import dataclasses
+from functools import partial
 from typing import Any
 
-from kl_schedules._annealing import documented_step, documented_weight
+from kl_schedules import _torch_support as torch_support
+from kl_schedules._annealing import annealer_step, annealer_weight
 from kl_schedules._backend import PY_MATH
-from kl_schedules._host import HostBeta, compiling
+from kl_schedules._host import HostObject, Settings, setting
 from kl_schedules._shapes import check_shape
-from kl_schedules._validation import check_bool, check_count, check_keys, check_real
+from kl_schedules._validation import check_bool, check_count, check_real
 
 _MEMO_MAX = 4096
-_STATE_KEYS = ("current_step", "total_steps", "shape", "baseline", "cyclical", "disable")
 
 
-class Annealer(HostBeta):
+def _check_annealer_shape(name: str, value: Any) -> str:
+    return check_shape(value, allow_callable=False)  # type: ignore[return-value]
+
+
+@dataclasses.dataclass(frozen=True)
+class AnnealerSettings(Settings):
+    """The settings of an :class:`Annealer`, validated (see its Args)."""
+
+    total_steps: int = setting(check_count)
+    shape: str = setting(_check_annealer_shape, "linear")
+    baseline: float = setting(partial(check_real, low=0.0, high=1.0), 0.0)
+    cyclical: bool = setting(check_bool, False)
+    disable: bool = setting(check_bool, False)
+
+
+class Annealer(HostObject):
     r"""Stateful KL annealer with the documented ``vae-annealing`` API, defects removed.
 
     ``Annealer(total_steps, shape, baseline, cyclical, disable)`` multiplies a KL term by
@@ -35,7 +52,14 @@ class Annealer(HostBeta):
 
     Inside ``torch.compile``, ``annealer(kld)`` and ``annealer.beta`` read a 0-d tensor
     that ``step()`` updates in place, so a compiled step never recompiles as beta changes.
-    The whole object pickles (``pickle``, ``copy.deepcopy``, ``torch.save``).
+    Call ``step()`` outside the compiled function; called inside, it runs eagerly (a graph
+    break: the compiled function becomes two graphs, with eager's numbers), and with
+    ``fullgraph=True`` tracing stops with an error saying so.
+
+    ``state_dict()`` holds the settings and ``current_step``; as every setting is also an
+    assignable attribute, ``load_state_dict`` restores the saved settings with the step
+    (``strict`` changes nothing here). The whole object pickles (``pickle``,
+    ``copy.deepcopy``, ``torch.save``; ``torch.load`` with ``weights_only=True`` too).
 
     Args:
       total_steps: ``T``, an integer >= 1 (Python, NumPy or torch integer, or integral float).
@@ -57,6 +81,13 @@ class Annealer(HostBeta):
       Annealer(total_steps=4, shape='linear', baseline=0.2, cyclical=True, ...)
     """
 
+    settings_type = AnnealerSettings
+    state_keys = ("current_step",)
+    settings_optional = False  # the Annealer's state_dict has always held its settings
+    adopts_settings = True  # they are all assignable attributes: loading assigns them
+
+    _settings: AnnealerSettings
+
     def __init__(
         self,
         total_steps: int,
@@ -65,19 +96,18 @@ class Annealer(HostBeta):
         cyclical: bool = False,
         disable: bool = False,
     ) -> None:
-        self._total_steps = check_count("total_steps", total_steps)
-        self._shape: str = check_shape(shape, allow_callable=False)  # type: ignore[assignment]
-        self._baseline = check_real("baseline", baseline, 0.0, 1.0)
-        self._cyclical = check_bool("cyclical", cyclical)
-        self._disable = check_bool("disable", disable)
+        self._start(AnnealerSettings(total_steps, shape, baseline, cyclical, disable), 0.0)
         self._step = 0
         self._configure()
 
     def _configure(self) -> None:
-        """Rebuilds the weight function after a change of T, shape or baseline."""
-        self._weight = documented_weight(self._total_steps, self._shape, self._baseline, PY_MATH)
+        """Rebuilds the weight function after a change of the settings."""
+        settings = self._settings
+        self._weight = annealer_weight(
+            settings.total_steps, settings.shape, settings.baseline, PY_MATH
+        )
         # For T <= 4096 (epoch-level annealers) each step's weight is computed once.
-        self._memo: dict[int, float] | None = {} if self._total_steps <= _MEMO_MAX else None
+        self._memo: dict[int, float] | None = {} if settings.total_steps <= _MEMO_MAX else None
         self._sync()
 
     def _weight_at(self, step: int) -> float:
@@ -90,7 +120,13 @@ class Annealer(HostBeta):
         return beta
 
     def _sync(self) -> None:
-        self._set_beta(self._weight_at(self._step))
+        """Sets beta from the step: ``w(current_step)``, or 1.0 when disabled."""
+        self._set_beta(1.0 if self._settings.disable else self._weight_at(self._step))
+
+    def _replace(self, **changes: Any) -> None:
+        """Replaces settings (validated by the settings' checks) and rebuilds the weight."""
+        self._settings = dataclasses.replace(self._settings, **changes)
+        self._configure()
 
     # ---- validated public attributes -----------------------------------------------------
 
@@ -101,13 +137,15 @@ class Annealer(HostBeta):
 
     @current_step.setter
     def current_step(self, value: int) -> None:
-        self._step = check_count("current_step", value, minimum=0, maximum=self._total_steps)
+        self._step = check_count(
+            "current_step", value, minimum=0, maximum=self._settings.total_steps
+        )
         self._sync()
 
     @property
     def total_steps(self) -> int:
         """``T``, an integer >= 1 and >= ``current_step``."""
-        return self._total_steps
+        return self._settings.total_steps
 
     @total_steps.setter
     def total_steps(self, value: int) -> None:
@@ -117,82 +155,72 @@ class Annealer(HostBeta):
                 f"total_steps must be >= current_step ({self._step}), got {value}; "
                 f"set current_step first"
             )
-        self._total_steps = value
-        self._configure()
+        self._replace(total_steps=value)
 
     @property
     def shape(self) -> str:
         """``"linear"``, ``"cosine"`` or ``"logistic"``."""
-        return self._shape
+        return self._settings.shape
 
     @shape.setter
     def shape(self, value: str) -> None:
-        self._shape = check_shape(value, allow_callable=False)  # type: ignore[assignment]
-        self._configure()
+        self._replace(shape=value)
 
     @property
     def baseline(self) -> float:
         """The weight at step 0, in [0, 1]."""
-        return self._baseline
+        return self._settings.baseline
 
     @baseline.setter
     def baseline(self, value: float) -> None:
-        self._baseline = check_real("baseline", value, 0.0, 1.0)
-        self._configure()
+        self._replace(baseline=value)
 
     @property
     def cyclical(self) -> bool:
         """Whether ``step()`` wraps to 0 on reaching ``total_steps``."""
-        return self._cyclical
+        return self._settings.cyclical
 
     @cyclical.setter
     def cyclical(self, value: bool) -> None:
-        self._cyclical = check_bool("cyclical", value)
+        self._settings = dataclasses.replace(self._settings, cyclical=value)
 
     @property
     def disable(self) -> bool:
         """When True, ``annealer(kld)`` returns ``kld`` unchanged and ``beta`` is 1."""
-        return self._disable
+        return self._settings.disable
 
     @disable.setter
     def disable(self, value: bool) -> None:
-        self._disable = check_bool("disable", value)
-        self._write_mirror()
-
-    def _effective_beta(self) -> float:
-        return 1.0 if self._disable else self._beta
+        self._settings = dataclasses.replace(self._settings, disable=value)
+        self._sync()
 
     # ---- the documented API ----------------------------------------------------------------
-
-    @property
-    def beta(self) -> Any:
-        """The current weight ``w(current_step)``: a float (1.0 when disabled); inside
-        ``torch.compile``, a 0-d tensor of torch's default dtype holding it."""
-        if compiling() is not None:
-            return self._compiled_beta()  # the mirror holds the effective beta
-        return self._effective_beta()
 
     def __call__(self, kld: Any) -> Any:
         """Returns ``kld * beta``; with ``disable=True``, ``kld`` itself (in compiled code,
         ``kld * 1.0``: the same numbers, and toggling ``disable`` does not recompile)."""
-        if not isinstance(kld, float):  # a float is never a tensor, nor compiled
-            torch = compiling()
-            if torch is not None and isinstance(kld, torch.Tensor):
-                return self._times_beta(kld)  # the mirror holds 1.0 while disabled
-        if self._disable:
+        if (
+            not isinstance(kld, float)  # a float is never a tensor, nor compiled
+            and torch_support.is_compiling()
+            and torch_support.is_tensor(kld)
+        ):
+            return self._mirror.times(kld, self._beta)  # beta is 1.0 while disabled
+        if self._settings.disable:
             return kld
         return kld * self._beta
 
     def step(self) -> None:
         """Advances one step: saturate at ``total_steps``, or wrap to 0 there when cyclical."""
-        self._step = step = documented_step(self._step, self._total_steps, self._cyclical)
-        self._beta = self._weight_at(step)
-        if self._mirror is not None:  # _set_beta, inlined: this is the per-step path
-            self._write_mirror()
+        if torch_support.is_compiling():  # inside torch.compile: run eagerly, see the class
+            torch_support.run_outside_graph(Annealer.step, self)
+            return
+        settings = self._settings
+        self._step = step = annealer_step(self._step, settings.total_steps, settings.cyclical)
+        self._set_beta(1.0 if settings.disable else self._weight_at(step))
 
     def set_cyclical(self, value: bool) -> None:
         """Turns cyclical mode on or off; takes effect at the next ``step()``."""
-        self._cyclical = check_bool("value", value)
+        self.cyclical = check_bool("value", value)
 
     @property
     def cyclical_setter(self) -> Any:
@@ -205,36 +233,10 @@ class Annealer(HostBeta):
 
     # ---- checkpoints -------------------------------------------------------------------------
 
-    def _config(self) -> dict[str, Any]:
-        return {"total_steps": self._total_steps, "shape": self._shape}
+    def _state(self) -> dict[str, Any]:
+        return {"current_step": self._step}
 
-    def state_dict(self) -> dict[str, Any]:
-        """The complete state as plain, JSON-serialisable Python data."""
-        return {
-            "current_step": self._step,
-            "total_steps": self._total_steps,
-            "shape": self._shape,
-            "baseline": self._baseline,
-            "cyclical": self._cyclical,
-            "disable": self._disable,
-        }
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restores a :meth:`state_dict`, validating every entry before changing anything."""
-        check_keys("state_dict", state_dict, _STATE_KEYS)
-        total_steps = check_count("total_steps", state_dict["total_steps"])
-        shape = check_shape(state_dict["shape"], allow_callable=False)
-        baseline = check_real("baseline", state_dict["baseline"], 0.0, 1.0)
-        cyclical = check_bool("cyclical", state_dict["cyclical"])
-        disable = check_bool("disable", state_dict["disable"])
-        step = check_count("current_step", state_dict["current_step"], 0, total_steps)
-        self._total_steps, self._shape, self._baseline = total_steps, shape, baseline  # type: ignore[assignment]
-        self._cyclical, self._disable, self._step = cyclical, disable, step
+    def _load(self, state: Any, settings: Any) -> None:
+        step = check_count("current_step", state["current_step"], 0, settings.total_steps)
+        self._settings, self._step = settings, step
         self._configure()
-
-    def __repr__(self) -> str:
-        return (
-            f"Annealer(total_steps={self._total_steps}, shape={self._shape!r}, "
-            f"baseline={self._baseline!r}, cyclical={self._cyclical}, disable={self._disable}, "
-            f"current_step={self._step})"
-        )

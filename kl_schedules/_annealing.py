@@ -1,4 +1,4 @@
-"""The documented stateful annealer: its rule (written once) and its pure functional form."""
+"""The Annealer's rule, written once for Python and JAX, and its pure functional form."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from kl_schedules._validation import ArgumentTypeError, check_count, check_real
 # ---- the rule, for both namespaces ---------------------------------------------------------
 
 
-def documented_weight(
+def annealer_weight(
     total_steps: int, shape: str | ShapeFn, baseline: float, xp: MathBackend
 ) -> Callable[[Any], Any]:
     r"""The documented Annealer's weight as a function of the step ``s``.
@@ -47,7 +47,7 @@ def documented_weight(
     )
 
 
-def documented_step(step: Any, total_steps: int, cyclical: Any) -> Any:
+def annealer_step(step: Any, total_steps: int, cyclical: Any) -> Any:
     """The documented Annealer's ``step()`` on the step count ``s`` (``0 <= s <= T``)::
 
         s <- s + 1 if s < T else s
@@ -104,13 +104,13 @@ def annealing(
     r"""The documented stateful annealer, as pure functions over :class:`AnnealerState`.
 
     Stepping rule (``s`` = ``state.step``, ``T`` = ``total_steps``; see
-    :func:`documented_step`)::
+    :func:`annealer_step`)::
 
         s <- s + 1 if s < T else s
         s <- 0 if state.cyclical and s >= T else s
 
     so a plain annealer saturates at ``s = T`` and a cyclical one visits 0, 1, ..., T - 1, 0.
-    Weight (:func:`documented_weight`): linear ``s/T``, cosine, un-rescaled logistic
+    Weight (:func:`annealer_weight`): linear ``s/T``, cosine, un-rescaled logistic
     ``1/(1 + exp(T/2 - s))`` (without overflow for any ``T``), lifted by ``baseline``.
     The host :class:`~kl_schedules.Annealer` runs the same two functions in plain Python.
 
@@ -139,7 +139,7 @@ def annealing(
     total_steps = check_count("total_steps", total_steps)
     shape = check_shape(shape)
     baseline = check_real("baseline", baseline, 0.0, 1.0)
-    weight = documented_weight(total_steps, shape, baseline, JAX_MATH)
+    weight = annealer_weight(total_steps, shape, baseline, JAX_MATH)
 
     def init(cyclical: ArrayLike = False) -> AnnealerState:
         return AnnealerState(
@@ -147,7 +147,7 @@ def annealing(
         )
 
     def step(state: AnnealerState) -> AnnealerState:
-        return state._replace(step=documented_step(state.step, total_steps, state.cyclical))
+        return state._replace(step=annealer_step(state.step, total_steps, state.cyclical))
 
     def beta(state: AnnealerState) -> jax.Array:
         return jnp.asarray(weight(jnp.asarray(state.step).astype(float_dtype())))

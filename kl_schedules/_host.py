@@ -1,127 +1,217 @@
-"""What every host-side object (Annealer, PIController, GECO) shares: its beta as a Python
-float, a 0-d torch mirror of it for ``torch.compile``, and pickling of the whole object.
+"""The contract every host object (Annealer, PIController, GECO) keeps: frozen settings,
+one ``state_dict`` of settings and state, pickling through it, and a beta for torch.
 
-Why a mirror. ``torch.compile`` treats a Python number that a compiled function reads
-from a global object as a constant and guards on its value, so a beta that changes every
-step would recompile every step (and, past the recompile limit, silently fall back to
-eager; with ``fullgraph=True`` it raises). A 0-d tensor is guarded on its metadata only.
-So the first time compiled code reads beta, the object makes a float64 0-d CPU tensor
-holding it, writes every later change of beta into it in place (``fill_``), and hands it
-to compiled code: ``obj.beta`` returns it (cast to torch's default dtype) and
-``annealer(kld)`` multiplies by it, rounded exactly as eager ``kld * float`` rounds. A
-disabled Annealer keeps 1.0 in its mirror, so toggling ``disable`` does not recompile either.
-Eager code sees plain floats and never touches the mirror. torch is never imported here."""
+* Settings: a frozen dataclass (a :class:`Settings` subclass) whose fields are the
+  constructor's arguments, each validated once by the check in its metadata. ``repr``,
+  ``state_dict``'s settings and pickling are derived from its fields.
+* State: ``state_dict()`` returns the settings and the state as one flat dict of plain,
+  JSON-serialisable data. ``load_state_dict(state_dict, strict=True)`` validates everything
+  before changing anything; a state saved with other settings raises a ``ValueError``
+  naming them, unless ``strict=False``, which adopts the saved settings. A state saved
+  without settings (controllers before they were added) loads into the object's own.
+* Pickling (``pickle``, ``copy``, ``torch.save``) stores the ``state_dict`` only.
+  :func:`restore_host_object` rebuilds the object; it and every subclass are registered
+  with torch's safe globals as soon as torch is imported (``torch.load`` with its default
+  ``weights_only=True``), whatever the import order.
+* Beta: a Python float, mirrored for ``torch.compile`` by a
+  :class:`~kl_schedules._torch_support.TorchBetaMirror`.
+"""
 
 from __future__ import annotations
 
-import sys
-from typing import Any
+import dataclasses
+import importlib
+from collections.abc import Callable, Mapping
+from types import ModuleType
+from typing import Any, ClassVar
+
+from kl_schedules import _torch_support as torch_support
+from kl_schedules._validation import check_keys
 
 
-def _torch() -> Any:
-    return sys.modules.get("torch")
+def setting(check: Callable[[str, Any], Any], default: Any = dataclasses.MISSING) -> Any:
+    """A :class:`Settings` field validated by ``check(name, value) -> value``."""
+    return dataclasses.field(default=default, metadata={"check": check})
 
 
-def compiling() -> Any:
-    """torch, while ``torch.compile`` traces the caller; None otherwise (and without torch)."""
-    torch = _torch()
-    return torch if torch is not None and torch.compiler.is_compiling() else None
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Base of a host object's frozen settings: each field is validated on construction by
+    the ``check`` of its :func:`setting` (which may normalise it, e.g. ``np.int64`` to
+    ``int``); :meth:`check_together` checks what involves several fields."""
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            check = field.metadata.get("check")
+            if check is not None:
+                object.__setattr__(self, field.name, check(field.name, getattr(self, field.name)))
+        self.check_together()
+
+    def check_together(self) -> None:
+        """Checks rules between fields (none by default)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a dict, in declaration order."""
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The field names, in declaration order."""
+        return tuple(field.name for field in dataclasses.fields(cls))
 
 
-def _new_mirror(value: float) -> Any:
-    torch = _torch()
-    if torch.compiler.is_compiling():  # made inside a trace: stored after the graph runs
-        return torch.tensor(value, dtype=torch.float64)
-    with torch.inference_mode(False):  # stays writable if made inside inference mode
-        return torch.tensor(value, dtype=torch.float64)
+_HOST_CLASSES: dict[str, type[HostObject]] = {}
 
 
-_SAFE_GLOBALS_REGISTERED = False
+def restore_host_object(module: str, name: str, state: dict[str, Any]) -> HostObject:
+    """Rebuilds a pickled host object from its class's location and its ``state_dict``.
 
-
-def allow_in_weights_only_load() -> None:
-    """Lets ``torch.load`` (``weights_only=True``, its default) rebuild our host objects.
-
-    Their pickled state is plain data that ``__setstate__`` validates, so they are safe.
-    Runs once torch is imported: when ``kl_schedules.torch`` is imported or an object is
-    pickled.
+    Only classes that subclass :class:`HostObject` inside ``kl_schedules`` are built, from
+    validated plain data, so torch may call this in a ``weights_only`` load.
     """
-    global _SAFE_GLOBALS_REGISTERED
-    torch = _torch()
-    if _SAFE_GLOBALS_REGISTERED or torch is None:
-        return
-    _SAFE_GLOBALS_REGISTERED = True
-    from kl_schedules._annealer import Annealer
-    from kl_schedules.control import GECO, PIController
+    key = f"{module}.{name}"
+    if key not in _HOST_CLASSES and (
+        module == "kl_schedules" or module.startswith("kl_schedules.")
+    ):
+        importlib.import_module(module)  # its classes register themselves on definition
+    cls = _HOST_CLASSES.get(key)
+    if cls is None:
+        raise ValueError(f"not a kl_schedules host object: {key}")
+    obj = cls.__new__(cls)
+    obj._rebuild(state)
+    return obj
 
-    torch.serialization.add_safe_globals([Annealer, PIController, GECO])
+
+def _allow_in_weights_only_load(*objects: Any) -> Callable[[ModuleType], None]:
+    def register(torch: ModuleType) -> None:
+        add_safe_globals = getattr(torch.serialization, "add_safe_globals", None)
+        if add_safe_globals is not None:  # torch >= 2.4
+            add_safe_globals(list(objects))
+
+    return register
 
 
-class HostBeta:
-    """Mixin: a float ``_beta`` with its torch mirror; pickles as (config, state_dict).
+torch_support.after_import("torch", _allow_in_weights_only_load(restore_host_object))
 
-    Subclasses call :meth:`_set_beta` whenever beta changes and implement ``_config()``
-    (the constructor's keyword arguments), ``state_dict()`` and ``load_state_dict()``.
-    The mirror is made the first time compiled code reads beta (so code that is never
-    compiled never pays for it); from then on every change of beta is written into it.
+
+class HostObject:
+    """Base of the host objects: settings, the state contract, pickling and beta.
+
+    A subclass sets ``settings_type`` (its :class:`Settings`), ``state_keys`` (the names of
+    its state entries; ``optional_state_keys`` for those older state dicts lack), and
+    implements :meth:`_state` and :meth:`_load` (validate a state dict against given
+    settings, then commit it). It calls :meth:`_start` in ``__init__`` and :meth:`_set_beta`
+    whenever beta changes.
     """
 
+    settings_type: ClassVar[type[Settings]]
+    state_keys: ClassVar[tuple[str, ...]]
+    optional_state_keys: ClassVar[tuple[str, ...]] = ()
+    #: Whether a state dict without settings loads (into the object's own settings).
+    settings_optional: ClassVar[bool] = True
+    #: Whether loading adopts the saved settings even with ``strict=True`` (the Annealer,
+    #: whose settings are all assignable attributes).
+    adopts_settings: ClassVar[bool] = False
+
+    _settings: Settings
     _beta: float
-    _mirror: Any = None
+    _mirror: torch_support.TorchBetaMirror
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _HOST_CLASSES[f"{cls.__module__}.{cls.__qualname__}"] = cls
+        # Checkpoints pickled before restore_host_object existed name the class itself.
+        torch_support.after_import("torch", _allow_in_weights_only_load(cls))
+
+    def _start(self, settings: Settings, beta: float) -> None:
+        """Sets the settings, a fresh mirror and beta (for ``__init__``)."""
+        self._settings = settings
+        self._mirror = torch_support.TorchBetaMirror()
+        self._beta = beta
 
     def _set_beta(self, value: float) -> None:
         self._beta = value
-        self._write_mirror()
-
-    def _effective_beta(self) -> float:
-        """What compiled code multiplies by (a subclass may override, e.g. 1.0 when off)."""
-        return self._beta
-
-    def _write_mirror(self) -> None:
-        if self._mirror is not None:
-            self._mirror.fill_(self._effective_beta())
-
-    def _beta_tensor(self) -> Any:
-        """The 0-d float64 mirror of the effective beta."""
-        if self._mirror is None:
-            self._mirror = _new_mirror(self._effective_beta())
-        return self._mirror
-
-    def _times_beta(self, tensor: Any) -> Any:
-        """``tensor * beta`` from the mirror, with the numbers and dtype of eager
-        ``tensor * float``: beta is rounded to the dtype torch computes in (float32 for
-        float32, bfloat16 and float16 tensors, float64 for float64) and the result cast back
-        (a 0-d tensor would otherwise promote)."""
-        torch = _torch()
-        compute = torch.float64 if tensor.dtype == torch.float64 else torch.float32
-        return (tensor * self._beta_tensor().to(compute)).to(tensor.dtype)
-
-    def _compiled_beta(self) -> Any:
-        """What ``beta`` reads as inside ``torch.compile``: the mirror in torch's default
-        dtype (so ``beta * kl`` keeps a float32 loss float32)."""
-        return self._beta_tensor().to(_torch().get_default_dtype())
+        if self._mirror.tensor is not None:
+            self._mirror.write(value)
 
     @property
     def beta(self) -> Any:
-        """The current beta: a Python float; inside ``torch.compile``, a 0-d tensor of
-        torch's default dtype holding it."""
-        return self._compiled_beta() if compiling() is not None else self._beta
+        """The current beta (an Annealer's ``w(current_step)``, 1.0 when disabled): a
+        Python float; inside ``torch.compile``, a 0-d tensor of torch's default dtype."""
+        if torch_support.is_compiling():
+            return self._mirror.read(self._beta)
+        return self._beta
 
-    # ---- pickling: the whole object, as plain data, validated on the way in -------------
+    def _beta_for_compiled_code(self) -> Any:
+        """A new 0-d tensor of torch's default dtype holding beta, for a compiled caller."""
+        return self._mirror.read(self._beta).clone()
 
-    def _config(self) -> dict[str, Any]:
+    # ---- state ------------------------------------------------------------------------------
+
+    def _state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _load(self, state: Mapping[str, Any], settings: Settings) -> None:
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The settings and the state, as one flat dict of plain, JSON-serialisable data."""
+        return {**self._settings.to_dict(), **self._state()}
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        raise NotImplementedError
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
+        """Restores a :meth:`state_dict`, validating every entry before changing anything.
 
-    def __getstate__(self) -> dict[str, Any]:
-        allow_in_weights_only_load()
-        return {"config": self._config(), "state": self.state_dict()}
+        Args:
+          state_dict: a :meth:`state_dict` (settings and state).
+          strict: with ``True``, a state saved with other settings raises a ``ValueError``
+            naming them; with ``False``, the object adopts the saved settings.
+        """
+        names = self.settings_type.names()
+        optional = (names if self.settings_optional else ()) + self.optional_state_keys
+        required = self.state_keys if self.settings_optional else names + self.state_keys
+        check_keys("state_dict", state_dict, required, optional=optional)
+        given = [name for name in names if name in state_dict]
+        if given and len(given) < len(names):
+            missing = [name for name in names if name not in state_dict]
+            raise ValueError(
+                f"state_dict must hold all the settings {list(names)} or none; missing {missing}"
+            )
+        settings = self._settings
+        if given:
+            saved = self.settings_type(**{name: state_dict[name] for name in names})
+            differ = [name for name in names if getattr(saved, name) != getattr(settings, name)]
+            if differ and strict and not self.adopts_settings:
+                details = ", ".join(
+                    f"{name}={getattr(saved, name)!r} (this object: {getattr(settings, name)!r})"
+                    for name in differ
+                )
+                raise ValueError(
+                    f"state_dict was saved by a {type(self).__name__} with other settings: "
+                    f"{details}; build the object with the saved settings, or pass "
+                    f"strict=False to adopt them"
+                )
+            settings = saved
+        self._load(state_dict, settings)
+
+    def _rebuild(self, state: Mapping[str, Any]) -> None:
+        """Initialises a bare object (``cls.__new__``) from a full :meth:`state_dict`."""
+        names = self.settings_type.names()
+        check_keys("state_dict", state, names + self.state_keys, self.optional_state_keys)
+        self.__init__(**{name: state[name] for name in names})  # type: ignore[misc]
+        self.load_state_dict(state)
+
+    def __repr__(self) -> str:
+        fields = {**self._settings.to_dict(), **self._state()}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in fields.items())})"
+
+    # ---- pickling: the state_dict, validated on the way in ---------------------------------
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        cls = type(self)
+        return restore_host_object, (cls.__module__, cls.__qualname__, self.state_dict())
 
     def __setstate__(self, pickled: dict[str, Any]) -> None:
+        """Objects pickled by earlier versions: ``{"config": ..., "state": ...}``."""
+        check_keys("pickled state", pickled, ("config", "state"))
         self.__init__(**pickled["config"])  # type: ignore[misc]
-        self.load_state_dict(pickled["state"])
+        self.load_state_dict(pickled["state"], strict=False)

@@ -185,3 +185,25 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ArgumentError(f"{name} must be one of {list(choices)}, got {value!r}", argument=name)
     return value
+
+
+def check_measurement_kind(name: str, value: Any) -> None:
+    """The type rule of :func:`check_measurement` without reading the value, so it holds
+    for traced arrays too (the pure controllers under ``jit``): a Python or NumPy number or
+    a 0-d array of a real dtype passes; bools, strings and arrays that are not 0-d raise."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return
+    dtype = str(getattr(value, "dtype", "")).removeprefix("torch.")
+    real = dtype.startswith(("float", "bfloat", "int", "uint"))
+    if getattr(value, "shape", None) != () or not real:
+        raise ArgumentTypeError(f"{name} must be a real number, got {_describe(value)}")
+
+
+def check_measured_float(name: str, value: Any) -> float:
+    """:func:`check_measurement`, detaching a torch tensor that requires grad first (so
+    reading it raises no warning)."""
+    if isinstance(value, float):
+        return value  # the per-step fast path
+    if getattr(value, "requires_grad", False):
+        value = value.detach()
+    return check_measurement(name, value)

@@ -1,8 +1,8 @@
 """PyTorch adapter: the documented ``Annealer`` and a ``VAELoss`` with both terms on one scale.
 
-Importing this module imports torch; ``import kl_schedules`` does not. It also lets
-``torch.load`` rebuild whole ``Annealer``, ``PIController`` and ``GECO`` objects with its
-default ``weights_only=True`` (their pickled state is plain, validated data).
+Importing this module imports torch; ``import kl_schedules`` does not. (``torch.load``
+rebuilds whole ``Annealer``, ``PIController`` and ``GECO`` objects with its default
+``weights_only=True`` whether or not this module is imported.)
 """
 
 from __future__ import annotations
@@ -18,11 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from kl_schedules._annealer import Annealer
-from kl_schedules._host import allow_in_weights_only_load
 from kl_schedules._validation import check_bool, check_choice
 from kl_schedules.control import gaussian_kl
-
-allow_in_weights_only_load()
 
 __all__ = ["Annealer", "VAELoss", "gaussian_kl"]
 
@@ -40,7 +37,9 @@ class VAELoss(nn.Module):
         \mathrm{kld}_i &= -\tfrac12 \sum_j (1 + \log\sigma^2_{ij} - \mu_{ij}^2 - \sigma^2_{ij})
 
     then the mean (default) or sum over the batch, so ``recon + beta * kld`` is the negative
-    ELBO at ``beta = 1``. Both are computed in float32 (also under ``torch.autocast``).
+    ELBO at ``beta = 1``. Both are computed in the inputs' floating dtype, at least float32:
+    float64 inputs give float64 terms; float16 and bfloat16 inputs (and ``torch.autocast``)
+    give float32 terms.
 
     Differences from the documented original: the arguments of the BCE are not swapped (the
     original passed the data as the prediction), and the reconstruction is summed over
@@ -88,9 +87,9 @@ class VAELoss(nn.Module):
                 f"x and mu must share the batch dimension, got {tuple(x.shape)} and "
                 f"{tuple(mu.shape)}"
             )
+        dtype = _compute_dtype(x, x0, mu, logvar)
         with torch.autocast(device_type=x.device.type, enabled=False):
-            x, x0 = x.float(), x0.float()
-            mu, logvar = mu.float(), logvar.float()
+            x, x0, mu, logvar = x.to(dtype), x0.to(dtype), mu.to(dtype), logvar.to(dtype)
             if self.from_logits:
                 bce = F.binary_cross_entropy_with_logits(x, x0, reduction="none")
             else:
@@ -102,3 +101,8 @@ class VAELoss(nn.Module):
         if self.reduction == "sum":
             return recon.sum(), kld.sum()
         return recon, kld
+
+
+def _compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
+    """float64 if any input is float64, else float32 (half precisions are raised to it)."""
+    return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32

@@ -275,3 +275,115 @@ def test_geco_bad_arguments(kwargs, name):
         geco(**kwargs)
     with pytest.raises((ValueError, TypeError), match=name):
         GECO(**kwargs)
+
+
+# ---- one rule for measured inputs, pure and host --------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [True, np.True_, jnp.asarray(False), "5", b"5", None, [1.0]])
+@pytest.mark.parametrize(
+    "pure,host",
+    [
+        (lambda: pi_controller(2.0), lambda: PIController(2.0)),
+        (lambda: geco(1.0, 0.05), lambda: GECO(1.0, 0.05)),
+    ],
+    ids=["pi", "geco"],
+)
+def test_pure_and_host_updates_refuse_the_same_non_numbers(pure, host, bad):
+    control = pure()
+    with pytest.raises(TypeError, match=r"kl|recon_error"):
+        control.update(control.init(), bad)
+    with pytest.raises(TypeError, match=r"kl|recon_error"):
+        jax.jit(control.update)(control.init(), bad)
+    with pytest.raises(TypeError, match=r"kl|recon_error"):
+        host().update(bad)
+
+
+def test_pure_updates_take_numbers_and_0d_arrays_also_under_jit():
+    control = pi_controller(3.0)
+    betas = {
+        float(update(control.init(), value).beta)
+        for update in (control.update, jax.jit(control.update))
+        for value in (8, 8.0, np.float32(8.0), np.int64(8), np.array(8.0), jnp.asarray(8.0))
+    }
+    expected = 0.01 / (1 + math.exp(-5.0)) + 1e-4 * 5.0  # P + I for error 3 - 8
+    assert len(betas) == 1 and betas.pop() == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("make", [lambda: PIController(3.0), lambda: GECO(5.0, 0.1)])
+def test_a_tensor_with_grad_is_read_without_a_warning(make):
+    torch = pytest.importorskip("torch")
+    kl = torch.tensor(8.0, requires_grad=True) * 1.0  # warnings are errors in this suite
+    assert make().update(kl) == make().update(8.0)
+
+
+# ---- one state contract: settings and state, strict about settings ---------------------------
+
+
+def test_pi_state_saved_with_other_settings_raises_or_is_adopted():
+    """The reported case: a PIController(2, 0.01, 0.001)'s state loaded into a
+    PIController(9, 0.5, 0.1) silently mixed the old integral with the new gains."""
+    saved = PIController(target_kl=2.0, k_p=0.01, k_i=0.001)
+    for kl in (6.0, 5.0, 4.0):
+        saved.update(kl)
+    other = PIController(target_kl=9.0, k_p=0.5, k_i=0.1)
+    before = other.state_dict()
+    with pytest.raises(ValueError, match=r"target_kl=2\.0.*k_p=0\.01.*k_i=0\.001") as caught:
+        other.load_state_dict(saved.state_dict())
+    assert "window" not in str(caught.value) and "strict=False" in str(caught.value)
+    assert other.state_dict() == before  # nothing changed
+    other.load_state_dict(saved.state_dict(), strict=False)
+    assert other.state_dict() == saved.state_dict()
+    assert repr(other) == repr(saved)
+    expected = saved.update(3.0)
+    assert other.update(3.0) == expected
+    # what the old silent mix (the saved integral with the new gains) gives instead
+    mixed = PIController(target_kl=9.0, k_p=0.5, k_i=0.1)
+    mixed.load_state_dict({"beta": 0.0, "integral": saved.integral, "recent_kl": []})
+    assert abs(mixed.update(3.0) - expected) > 1e-3
+
+
+def test_geco_state_saved_with_other_settings_raises_or_is_adopted():
+    saved = GECO(goal=1.0, step_size=0.05)
+    for error in (2.0, 1.5):
+        saved.update(error)
+    other = GECO(goal=3.0, step_size=0.5, beta_init=2.0)
+    with pytest.raises(ValueError, match=r"goal=1\.0.*step_size=0\.05.*beta_init=1\.0"):
+        other.load_state_dict(saved.state_dict())
+    other.load_state_dict(saved.state_dict(), strict=False)
+    assert [other.update(e) for e in (1.2, 0.8)] == [saved.update(e) for e in (1.2, 0.8)]
+
+
+def test_controller_state_dicts_hold_settings_and_state_and_old_ones_still_load():
+    pi = PIController(target_kl=2.0, k_i=1e-2, window=2)
+    pi.update(4.0)
+    assert pi.state_dict() == {
+        "target_kl": 2.0,
+        "k_p": 0.01,
+        "k_i": 0.01,
+        "beta_min": 0.0,
+        "beta_max": 1.0,
+        "window": 2,
+        "beta": pi.beta,
+        "integral": pi.integral,
+        "recent_kl": [4.0],
+    }
+    old = {"beta": pi.beta, "integral": pi.integral, "recent_kl": [4.0]}  # no settings
+    twin = PIController(target_kl=2.0, k_i=1e-2, window=2)
+    twin.load_state_dict(old)
+    assert twin.state_dict() == pi.state_dict()
+    g = GECO(goal=1.0, step_size=0.05)
+    assert set(g.state_dict()) == {
+        "goal", "step_size", "alpha", "beta_init", "beta_min", "beta_max",
+        "beta", "error_ema", "num_updates",
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="all the settings"):
+        PIController(2.0).load_state_dict({"beta": 0.0, "integral": 0.0, "target_kl": 2.0})
+
+
+def test_saved_settings_are_validated_before_anything_changes():
+    pi = PIController(2.0)
+    state = {**pi.state_dict(), "beta_max": -1.0}
+    with pytest.raises(ValueError, match="beta_max"):
+        pi.load_state_dict(state, strict=False)
+    assert pi.state_dict() == PIController(2.0).state_dict()

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import copy
 import io
+import os
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -43,7 +47,6 @@ def round_trips():
 
     def torch_save_load(objs):
         torch = pytest.importorskip("torch")
-        import kl_schedules.torch  # noqa: F401  (allows them in weights_only loads)
 
         buffer = io.BytesIO()
         torch.save({"objects": objs}, buffer)
@@ -65,12 +68,73 @@ def test_whole_objects_round_trip_and_continue_identically(how, round_trip):
 
 
 def test_pickled_state_is_validated():
-    annealer = Annealer(5)
-    state = annealer.__getstate__()
-    state["state"]["current_step"] = 9  # past total_steps
-    broken = Annealer.__new__(Annealer)
+    rebuild, args = Annealer(5).__reduce__()
+    module, name, state = args
+    state["current_step"] = 9  # past total_steps
     with pytest.raises(ValueError, match="current_step"):
-        broken.__setstate__(state)
+        rebuild(module, name, state)
+    with pytest.raises(ValueError, match="not a kl_schedules host object"):
+        rebuild("os", "system", state)
+
+
+def test_objects_pickled_by_the_previous_version_still_load():
+    """The previous format: the class, then ``__setstate__({"config", "state"})``, with
+    controllers' states holding no settings."""
+    annealer = Annealer.__new__(Annealer)
+    annealer.__setstate__(
+        {
+            "config": {"total_steps": 7, "shape": "cosine"},
+            "state": {
+                "current_step": 3,
+                "total_steps": 7,
+                "shape": "cosine",
+                "baseline": 0.1,
+                "cyclical": True,
+                "disable": False,
+            },
+        }
+    )
+    assert repr(annealer) == repr(Annealer(7, "cosine", 0.1, cyclical=True)).replace(
+        "current_step=0", "current_step=3"
+    )
+    controller = PIController.__new__(PIController)
+    config = {"target_kl": 2.0, "k_p": 0.01, "k_i": 0.01, "beta_min": 0.0, "beta_max": 1.0}
+    controller.__setstate__(
+        {"config": {**config, "window": 1}, "state": {"beta": 0.25, "integral": 0.2}}
+    )
+    assert controller.beta == 0.25 and controller.integral == 0.2
+
+
+CHECKPOINT_LOADER = """
+import sys, torch
+from kl_schedules import Annealer
+objects = torch.load(sys.argv[1])  # torch's default: weights_only=True
+annealer, controller, geco_control = objects["objects"]
+print(repr(annealer)); print(repr(controller)); print(repr(geco_control))
+"""
+
+
+def test_torch_load_with_weights_only_needs_no_kl_schedules_torch_import(tmp_path):
+    """In a fresh process that imports only ``Annealer`` from kl_schedules (before torch),
+    a checkpoint holding all three host objects loads with ``weights_only=True``."""
+    torch = pytest.importorskip("torch")
+    originals = advanced_objects()
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"objects": originals}, path)
+    script = tmp_path / "load.py"
+    script.write_text(CHECKPOINT_LOADER)
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    result = subprocess.run(
+        [sys.executable, str(script), str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == [repr(obj) for obj in originals]
 
 
 def test_a_copy_has_its_own_torch_mirror():

@@ -146,3 +146,108 @@ def test_disabled_annealer_returns_its_argument_in_compiled_code():
     finally:
         annealer.disable = False
     assert float(compiled(torch.tensor(2.0))) == pytest.approx(2 * annealer.beta)
+
+
+# ---- stepping the objects inside the compiled function --------------------------------------
+
+
+def test_annealer_stepped_inside_the_compiled_function_gives_eagers_betas():
+    """The whole train step compiled, ``step()`` inside it: the compiled function runs
+    ``step()`` eagerly (a graph break, two graphs) and returns eager's numbers."""
+
+    def train_step(kld):
+        loss = stepped(kld)
+        stepped.step()
+        return loss, stepped.beta * kld
+
+    stepped = Annealer(20)
+    backend = CountingBackend()
+    compiled = torch.compile(train_step, backend=backend)
+    kld = torch.tensor(3.0)
+    got = [compiled(kld) for _ in range(12)]
+    stepped = Annealer(20)
+    expected = [train_step(kld) for _ in range(12)]
+    # two graphs around step(), and the first once more: its first call made beta's mirror
+    assert backend.compiles <= 3, backend.compiles
+    for step, (ours, eager) in enumerate(zip(got, expected, strict=True)):
+        for a, b in zip(ours, eager, strict=True):
+            assert torch.equal(a, b), (step, a, b)
+    assert [float(g[0]) / 3.0 for g in got[:3]] == pytest.approx([0.0, 0.05, 0.1])
+
+
+def test_stepping_inside_a_fullgraph_compiled_function_raises_saying_where_to_step():
+    stepped = Annealer(20)
+
+    def train_step(kld):
+        stepped.step()
+        return stepped(kld)
+
+    compiled = torch.compile(train_step, backend=CountingBackend(), fullgraph=True)
+    with pytest.raises(Exception, match="outside the compiled function"):
+        compiled(torch.tensor(1.0))
+    assert stepped.current_step == 0  # nothing happened
+
+
+@pytest.mark.parametrize(
+    "make,feed",
+    [
+        (lambda: PIController(target_kl=3.0, k_i=1e-2), lambda t: 6.0 - 0.3 * t),
+        (lambda: GECO(goal=1.0, step_size=0.05), lambda t: 1.5 - 0.1 * t),
+    ],
+    ids=["PIController", "GECO"],
+)
+def test_controller_updated_inside_the_compiled_function_gives_eagers_betas(make, feed):
+    def train_step(kl):
+        beta = control.update(kl.mean())  # a 0-d tensor inside compiled code
+        return beta * kl, control.beta * kl
+
+    control = make()
+    backend = CountingBackend()
+    compiled = torch.compile(train_step, backend=backend)
+    kls = [torch.full((4,), feed(t)) for t in range(12)]
+    got = [compiled(kl) for kl in kls]
+    control = make()
+    expected = [train_step(kl) for kl in kls]
+    assert backend.compiles <= 3, backend.compiles  # as for the annealer above
+    for step, (ours, eager) in enumerate(zip(got, expected, strict=True)):
+        for a, b in zip(ours, eager, strict=True):
+            assert a.dtype == b.dtype and torch.equal(a, b), (step, a, b)
+    assert len({float(g[0][0]) for g in got}) > 5  # beta moved
+
+
+@pytest.mark.parametrize("fullgraph", [False, True])
+def test_controller_update_inside_fullgraph_raises_or_is_right(fullgraph):
+    control = PIController(target_kl=3.0)
+    compiled = torch.compile(
+        lambda kl: control.update(kl) * kl, backend=CountingBackend(), fullgraph=fullgraph
+    )
+    if fullgraph:
+        with pytest.raises(Exception, match="outside the compiled function"):
+            compiled(torch.tensor(5.0))
+        assert control.beta == 0.0
+    else:
+        eager = PIController(target_kl=3.0).update(5.0) * torch.tensor(5.0)
+        assert torch.equal(compiled(torch.tensor(5.0)), eager)
+
+
+# ---- a first compiled read under inference_mode (a sanity check before training) -----------
+
+
+def test_a_first_compiled_read_in_inference_mode_does_not_break_later_updates():
+    backend = CountingBackend()
+    compiled = torch.compile(step_function, backend=backend, fullgraph=True)
+    kld, kl = torch.tensor(2.0), torch.full((4,), 3.0)
+    with torch.inference_mode():
+        first = compiled(kld, kl)  # the mirrors are made here
+    for ours, eager in zip(first, step_function(kld, kl), strict=True):
+        assert torch.equal(ours, eager)
+    for _ in range(12):
+        annealer.step()  # raised "Inplace update to inference tensor outside InferenceMode"
+        controller.update(5.0)
+        geco_control.update(1.5)
+        for ours, eager in zip(compiled(kld, kl), step_function(kld, kl), strict=True):
+            assert torch.equal(ours, eager)
+    with torch.inference_mode():  # and validation again, mid-training
+        for ours, eager in zip(compiled(kld, kl), step_function(kld, kl), strict=True):
+            assert torch.equal(ours, eager)
+    assert backend.compiles <= 3  # inference mode, once more for the new mirrors, training

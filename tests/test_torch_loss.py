@@ -105,3 +105,25 @@ def test_bad_constructor_arguments():
         VAELoss(reduction="avg")
     with pytest.raises(TypeError, match="from_logits"):
         VAELoss(from_logits=1)
+
+
+@pytest.mark.parametrize("from_logits", [False, True])
+def test_float64_inputs_give_float64_terms_and_pass_gradcheck(from_logits):
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 5, generator=generator, dtype=torch.float64) * 0.8 + 0.1
+    x0 = torch.rand(3, 5, generator=generator, dtype=torch.float64)
+    mu = torch.randn(3, 2, generator=generator, dtype=torch.float64)
+    logvar = torch.randn(3, 2, generator=generator, dtype=torch.float64)
+    criterion = VAELoss(from_logits=from_logits)
+    recon, kld = criterion(x, x0, mu, logvar)
+    assert recon.dtype == kld.dtype == torch.float64
+    inputs = tuple(t.clone().requires_grad_() for t in (x, mu, logvar))
+    assert torch.autograd.gradcheck(
+        lambda x, mu, logvar: criterion(x, x0, mu, logvar), inputs, eps=1e-6, atol=1e-7
+    )
+
+
+def test_half_precision_inputs_still_give_float32_terms():
+    half = [torch.full((2, 3), 0.5, dtype=torch.bfloat16), torch.ones(2, 3, dtype=torch.float16)]
+    recon, kld = VAELoss()(*half, torch.zeros(2, 2, dtype=torch.float16), torch.zeros(2, 2))
+    assert recon.dtype == kld.dtype == torch.float32

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from kl_schedules import _torch_support as torch_support
 from kl_schedules._backend import JAX_MATH, PY_MATH, MathBackend, float_dtype
-from kl_schedules._host import HostBeta
-from kl_schedules._validation import check_count, check_keys, check_measurement, check_real
+from kl_schedules._host import HostObject, Settings, setting
+from kl_schedules._validation import (
+    check_count,
+    check_measured_float,
+    check_measurement_kind,
+    check_real,
+)
 
 # Defaults, in one place for geco and GECO.
 ALPHA = 0.99
@@ -20,35 +28,30 @@ BETA_INIT = 1.0
 BETA_MIN = 1e-10
 BETA_MAX = 1e10
 
-
-class _GECOParams(NamedTuple):
-    goal: float
-    step_size: float
-    alpha: float
-    beta_init: float
-    beta_min: float
-    beta_max: float
+_positive = partial(check_real, low=0.0, low_open=True)
 
 
-def _geco_params(
-    goal: Any, step_size: Any, alpha: Any, beta_init: Any, beta_min: Any, beta_max: Any
-) -> _GECOParams:
-    beta_min = check_real("beta_min", beta_min, 0.0, low_open=True)
-    beta_max = check_real("beta_max", beta_max, 0.0, low_open=True)
-    if beta_max <= beta_min:
-        raise ValueError(f"beta_max must be > beta_min, got {beta_max!r} <= {beta_min!r}")
-    return _GECOParams(
-        goal=check_real("goal", goal),
-        step_size=check_real("step_size", step_size, 0.0, low_open=True),
-        alpha=check_real("alpha", alpha, 0.0, 1.0, high_open=True),
-        beta_init=check_real("beta_init", beta_init, beta_min, beta_max),
-        beta_min=beta_min,
-        beta_max=beta_max,
-    )
+@dataclasses.dataclass(frozen=True)
+class GECOSettings(Settings):
+    """The settings of :func:`geco` and :class:`GECO`, validated (see :func:`geco`'s Args)."""
+
+    goal: float = setting(check_real)
+    step_size: float = setting(_positive)
+    alpha: float = setting(partial(check_real, low=0.0, high=1.0, high_open=True), ALPHA)
+    beta_init: float = setting(check_real, BETA_INIT)
+    beta_min: float = setting(_positive, BETA_MIN)
+    beta_max: float = setting(_positive, BETA_MAX)
+
+    def check_together(self) -> None:
+        if self.beta_max <= self.beta_min:
+            raise ValueError(
+                f"beta_max must be > beta_min, got {self.beta_max!r} <= {self.beta_min!r}"
+            )
+        check_real("beta_init", self.beta_init, self.beta_min, self.beta_max)
 
 
 def _geco_rule(
-    beta: Any, error_ema: Any, num_updates: Any, error: Any, p: _GECOParams, xp: MathBackend
+    beta: Any, error_ema: Any, num_updates: Any, error: Any, p: GECOSettings, xp: MathBackend
 ) -> tuple[Any, Any, Any]:
     r"""One GECO step; returns ``(beta, error_ema, num_updates)``. Non-finite errors are ignored.
 
@@ -132,7 +135,7 @@ def geco(
     References:
       Rezende & Viola, "Taming VAEs", 2018. https://arxiv.org/abs/1810.00597
     """
-    params = _geco_params(goal, step_size, alpha, beta_init, beta_min, beta_max)
+    params = GECOSettings(goal, step_size, alpha, beta_init, beta_min, beta_max)
 
     def init() -> GECOState:
         dtype = float_dtype()
@@ -143,18 +146,27 @@ def geco(
         )
 
     def update(state: GECOState, recon_error: ArrayLike) -> GECOState:
+        check_measurement_kind("recon_error", recon_error)
         error = jnp.asarray(recon_error, float_dtype())
         return GECOState(*_geco_rule(*state, error, params, JAX_MATH))
 
     return GECOControl(init=init, update=update)
 
 
-class GECO(HostBeta):
+class GECO(HostObject):
     """Host twin of :func:`geco` for PyTorch loops: plain Python, same numbers.
 
-    ``controller.beta`` is a float (inside ``torch.compile``, a 0-d tensor holding it). The
-    whole object pickles. ``load_state_dict`` checks that beta lies in
-    ``[beta_min, beta_max]``.
+    ``controller.beta`` is a float (inside ``torch.compile``, a 0-d tensor holding it).
+    Call :meth:`update` outside the compiled function; called inside, it runs eagerly (a
+    graph break) and returns beta as a 0-d tensor, and with ``fullgraph=True`` tracing
+    stops with an error saying so.
+
+    ``state_dict()`` holds the settings, ``beta``, ``error_ema`` and ``num_updates``.
+    ``load_state_dict(state_dict, strict=True)`` checks every entry (beta against the
+    bounds) before changing anything; a state saved with other settings raises a
+    ``ValueError`` naming them (``strict=False`` adopts the saved settings), and a state
+    without settings (saved by earlier versions) loads into this controller's settings.
+    The whole object pickles.
 
     Examples:
       >>> from kl_schedules.control import GECO
@@ -163,6 +175,11 @@ class GECO(HostBeta):
       >>> round(controller.update(12.0), 4)
       0.9802
     """
+
+    settings_type = GECOSettings
+    state_keys = ("beta", "error_ema", "num_updates")
+
+    _settings: GECOSettings
 
     def __init__(
         self,
@@ -173,10 +190,10 @@ class GECO(HostBeta):
         beta_min: float = BETA_MIN,
         beta_max: float = BETA_MAX,
     ) -> None:
-        self._params = _geco_params(goal, step_size, alpha, beta_init, beta_min, beta_max)
+        settings = GECOSettings(goal, step_size, alpha, beta_init, beta_min, beta_max)
+        self._start(settings, settings.beta_init)
         self._error_ema = 0.0
         self._num_updates = 0
-        self._set_beta(self._params.beta_init)
 
     @property
     def error_ema(self) -> float:
@@ -188,40 +205,32 @@ class GECO(HostBeta):
         """How many finite errors :meth:`update` has seen."""
         return self._num_updates
 
-    def update(self, recon_error: Any) -> float:
+    def update(self, recon_error: Any) -> Any:
         """Feeds one batch reconstruction error (number or 0-d tensor); returns the new beta."""
+        if torch_support.is_compiling():  # inside torch.compile: run eagerly, see the class
+            return torch_support.run_outside_graph(GECO._update_for_compiled, self, recon_error)
         beta, self._error_ema, self._num_updates = _geco_rule(
             self._beta,
             self._error_ema,
             self._num_updates,
-            check_measurement("recon_error", recon_error),
-            self._params,
+            check_measured_float("recon_error", recon_error),
+            self._settings,
             PY_MATH,
         )
         self._set_beta(beta)
         return self._beta
 
-    def _config(self) -> dict[str, Any]:
-        return dict(self._params._asdict())
+    def _update_for_compiled(self, recon_error: Any) -> Any:
+        self.update(recon_error)
+        return self._beta_for_compiled_code()
 
-    def state_dict(self) -> dict[str, Any]:
-        """``{"beta", "error_ema", "num_updates"}`` as plain, JSON-serialisable data."""
+    def _state(self) -> dict[str, Any]:
         return {"beta": self._beta, "error_ema": self._error_ema, "num_updates": self._num_updates}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restores a :meth:`state_dict`, checking every entry (beta against the bounds)
-        before changing anything."""
-        p = self._params
-        check_keys("state_dict", state, ("beta", "error_ema", "num_updates"))
-        beta = check_real("beta", state["beta"], p.beta_min, p.beta_max)
+    def _load(self, state: Any, settings: Any) -> None:
+        beta = check_real("beta", state["beta"], settings.beta_min, settings.beta_max)
         error_ema = check_real("error_ema", state["error_ema"])
         num_updates = check_count("num_updates", state["num_updates"], minimum=0)
-        self._error_ema, self._num_updates = error_ema, num_updates  # all checked: commit
+        self._settings = settings  # all checked: commit
+        self._error_ema, self._num_updates = error_ema, num_updates
         self._set_beta(beta)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self._config().items())
-        return (
-            f"GECO({args}, beta={self._beta!r}, error_ema={self._error_ema!r}, "
-            f"num_updates={self._num_updates})"
-        )

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from kl_schedules import _torch_support as torch_support
 from kl_schedules._backend import JAX_MATH, PY_MATH, MathBackend, float_dtype
-from kl_schedules._host import HostBeta
-from kl_schedules._validation import check_count, check_keys, check_measurement, check_real
+from kl_schedules._host import HostObject, Settings, setting
+from kl_schedules._validation import (
+    check_count,
+    check_measured_float,
+    check_measurement_kind,
+    check_real,
+)
 
 # Defaults, in one place for pi_controller and PIController (the reference gains).
 K_P = 0.01
@@ -21,33 +29,29 @@ BETA_MIN = 0.0
 BETA_MAX = 1.0
 WINDOW = 1
 
-
-class _PIParams(NamedTuple):
-    target: float
-    k_p: float
-    k_i: float
-    beta_min: float
-    beta_max: float
-    window: int
+_non_negative = partial(check_real, low=0.0)
 
 
-def _pi_params(
-    target_kl: Any, k_p: Any, k_i: Any, beta_min: Any, beta_max: Any, window: Any
-) -> _PIParams:
-    params = _PIParams(
-        target=check_real("target_kl", target_kl, 0.0),
-        k_p=check_real("k_p", k_p, 0.0),
-        k_i=check_real("k_i", k_i, 0.0),
-        beta_min=check_real("beta_min", beta_min, 0.0),
-        beta_max=check_real("beta_max", beta_max, 0.0),
-        window=check_count("window", window, maximum=100_000),
-    )
-    if params.beta_max <= params.beta_min:
-        raise ValueError(f"beta_max must be > beta_min, got {beta_max!r} <= {beta_min!r}")
-    return params
+@dataclasses.dataclass(frozen=True)
+class PISettings(Settings):
+    """The settings of :func:`pi_controller` and :class:`PIController`, validated (see
+    :func:`pi_controller`'s Args)."""
+
+    target_kl: float = setting(_non_negative)
+    k_p: float = setting(_non_negative, K_P)
+    k_i: float = setting(_non_negative, K_I)
+    beta_min: float = setting(_non_negative, BETA_MIN)
+    beta_max: float = setting(_non_negative, BETA_MAX)
+    window: int = setting(partial(check_count, maximum=100_000), WINDOW)
+
+    def check_together(self) -> None:
+        if self.beta_max <= self.beta_min:
+            raise ValueError(
+                f"beta_max must be > beta_min, got {self.beta_max!r} <= {self.beta_min!r}"
+            )
 
 
-def _pi_rule(beta: Any, integral: Any, kl: Any, p: _PIParams, xp: MathBackend) -> tuple[Any, Any]:
+def _pi_rule(beta: Any, integral: Any, kl: Any, p: PISettings, xp: MathBackend) -> tuple[Any, Any]:
     r"""One PI step on a (filtered) KL; returns ``(beta, integral)``. Non-finite ``kl``
     leaves both unchanged.
 
@@ -57,7 +61,7 @@ def _pi_rule(beta: Any, integral: Any, kl: Any, p: _PIParams, xp: MathBackend) -
         I' &= I - k_i e \quad\text{(kept only if it leaves beta unsaturated: anti-windup)} \\
         \beta &= \mathrm{clip}(P + I' + \beta_{min},\ \beta_{min},\ \beta_{max})
     """
-    error = p.target - kl
+    error = p.target_kl - kl
     proportional = p.k_p * xp.sigmoid(-error)
     candidate = integral - p.k_i * error
     raw = proportional + candidate + p.beta_min
@@ -139,7 +143,7 @@ def pi_controller(
       Shao et al., "DynamicVAE: Decoupling Reconstruction Error and Disentangled
       Representation Learning", 2020 (the moving-average KL).
     """
-    params = _pi_params(target_kl, k_p, k_i, beta_min, beta_max, window)
+    params = PISettings(target_kl, k_p, k_i, beta_min, beta_max, window)
 
     def init() -> PIState:
         dtype = float_dtype()
@@ -150,6 +154,7 @@ def pi_controller(
         )
 
     def update(state: PIState, kl: ArrayLike) -> PIState:
+        check_measurement_kind("kl", kl)
         kl = jnp.asarray(kl, float_dtype())
         valid = jnp.isfinite(kl)
         recent = jnp.where(valid, jnp.roll(state.recent_kl, 1).at[0].set(kl), state.recent_kl)
@@ -161,12 +166,20 @@ def pi_controller(
     return PIControl(init=init, update=update)
 
 
-class PIController(HostBeta):
+class PIController(HostObject):
     """Host twin of :func:`pi_controller` for PyTorch loops: plain Python, same numbers.
 
     ``controller.beta`` is a float (inside ``torch.compile``, a 0-d tensor holding it, so a
-    compiled loss never recompiles as beta changes). The whole object pickles.
-    ``load_state_dict`` checks that beta lies in ``[beta_min, beta_max]``.
+    compiled loss never recompiles as beta changes). Call :meth:`update` outside the
+    compiled function; called inside, it runs eagerly (a graph break) and returns beta as
+    a 0-d tensor, and with ``fullgraph=True`` tracing stops with an error saying so.
+
+    ``state_dict()`` holds the settings, ``beta``, ``integral`` and ``recent_kl``.
+    ``load_state_dict(state_dict, strict=True)`` checks every entry (beta against the
+    bounds) before changing anything; a state saved with other settings raises a
+    ``ValueError`` naming them (``strict=False`` adopts the saved settings), and a state
+    without settings (saved by earlier versions) loads into this controller's settings.
+    The whole object pickles.
 
     Examples:
       >>> from kl_schedules.control import PIController
@@ -175,6 +188,12 @@ class PIController(HostBeta):
       >>> round(beta, 5)
       0.01043
     """
+
+    settings_type = PISettings
+    state_keys = ("beta", "integral")
+    optional_state_keys = ("recent_kl",)
+
+    _settings: PISettings
 
     def __init__(
         self,
@@ -185,10 +204,10 @@ class PIController(HostBeta):
         beta_max: float = BETA_MAX,
         window: int = WINDOW,
     ) -> None:
-        self._params = _pi_params(target_kl, k_p, k_i, beta_min, beta_max, window)
+        settings = PISettings(target_kl, k_p, k_i, beta_min, beta_max, window)
+        self._start(settings, settings.beta_min)
         self._integral = 0.0
-        self._recent: deque[float] = deque(maxlen=self._params.window)
-        self._set_beta(self._params.beta_min)
+        self._recent: deque[float] = deque(maxlen=settings.window)
 
     @property
     def integral(self) -> float:
@@ -200,46 +219,35 @@ class PIController(HostBeta):
         """The last ``window`` finite KL values fed to :meth:`update`, newest first."""
         return list(self._recent)
 
-    def update(self, kl: Any) -> float:
+    def update(self, kl: Any) -> Any:
         """Feeds one batch KL (a number or 0-d tensor); returns the new beta."""
-        kl = check_measurement("kl", kl)
+        if torch_support.is_compiling():  # inside torch.compile: run eagerly, see the class
+            return torch_support.run_outside_graph(PIController._update_for_compiled, self, kl)
+        kl = check_measured_float("kl", kl)
         if PY_MATH.isfinite(kl):
             self._recent.appendleft(kl)
             mean_kl = sum(self._recent) / len(self._recent)
             beta, self._integral = _pi_rule(
-                self._beta, self._integral, mean_kl, self._params, PY_MATH
+                self._beta, self._integral, mean_kl, self._settings, PY_MATH
             )
             self._set_beta(beta)
         return self._beta
 
-    def _config(self) -> dict[str, Any]:
-        p = self._params
-        return {
-            "target_kl": p.target,
-            "k_p": p.k_p,
-            "k_i": p.k_i,
-            "beta_min": p.beta_min,
-            "beta_max": p.beta_max,
-            "window": p.window,
-        }
+    def _update_for_compiled(self, kl: Any) -> Any:
+        self.update(kl)
+        return self._beta_for_compiled_code()
 
-    def state_dict(self) -> dict[str, Any]:
-        """``{"beta", "integral", "recent_kl"}`` as plain, JSON-serialisable data."""
+    def _state(self) -> dict[str, Any]:
         return {"beta": self._beta, "integral": self._integral, "recent_kl": list(self._recent)}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restores a :meth:`state_dict`, checking every entry (beta against the bounds)
-        before changing anything."""
-        p = self._params
-        check_keys("state_dict", state, ("beta", "integral"), optional=("recent_kl",))
-        beta = check_real("beta", state["beta"], p.beta_min, p.beta_max)
+    def _load(self, state: Any, settings: Any) -> None:
+        beta = check_real("beta", state["beta"], settings.beta_min, settings.beta_max)
         integral = check_real("integral", state["integral"])
         recent = [check_real("recent_kl", v) for v in state.get("recent_kl", [])]
-        if len(recent) > p.window:
-            raise ValueError(f"recent_kl must hold at most window={p.window} values, got {recent}")
-        self._integral, self._recent = integral, deque(recent, maxlen=p.window)
+        if len(recent) > settings.window:
+            raise ValueError(
+                f"recent_kl must hold at most window={settings.window} values, got {recent}"
+            )
+        self._settings, self._integral = settings, integral  # all checked: commit
+        self._recent = deque(recent, maxlen=settings.window)
         self._set_beta(beta)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self._config().items())
-        return f"PIController({args}, beta={self._beta!r})"
