@@ -118,10 +118,11 @@ def test_steps_per_execution_advances_at_the_optimizers_pace():
     model = BetaProbe()
     callback = KLAnnealingCallback(model.beta, monotonic_schedule(12))
     fit(model, callback, epochs=3, steps_per_execution=4)
-    # beta is set before each execution of 4 steps, from the optimizer's iteration count
-    expected = [linear(4 * (t // 4)) for t in range(24)]
-    np.testing.assert_allclose(SEEN, expected, atol=1e-7)
-    assert callback.step == 20
+    # beta is computed inside each of the 4 steps of an execution, from the optimizer's
+    # iteration count: no staircase
+    np.testing.assert_allclose(SEEN, [linear(t) for t in range(24)], atol=1e-7)
+    assert callback.step == 23  # the last optimizer step, whose beta is callback.last_beta
+    assert callback.last_beta == 1.0
 
 
 def test_resumed_fit_with_a_new_callback_continues_the_schedule():
@@ -174,9 +175,7 @@ def test_beta_defined_outside_the_model_reaches_the_compiled_step(steps_per_exec
         jit_compile=True,
         steps_per_execution=steps_per_execution,
     )
-    k = steps_per_execution  # executions of k steps restart at each epoch's first step
-    starts = [8 * (t // 8) + k * ((t % 8) // k) for t in range(16)]
-    np.testing.assert_allclose(SEEN, [linear(s) for s in starts], atol=1e-7)
+    np.testing.assert_allclose(SEEN, [linear(t) for t in range(16)], atol=1e-7)
     # only for the duration of fit: the model's variables are unchanged afterwards
     assert all(v is not outside_beta for v in model.variables)
 
@@ -202,7 +201,7 @@ def test_beta_outside_a_sequential_model(with_input, tmp_path):
     x, y = data()
     callback = KLAnnealingCallback(outside_beta, monotonic_schedule(12))
     model.fit(x, y, batch_size=BATCH, epochs=2, verbose=0, callbacks=[callback, checkpoint])
-    np.testing.assert_allclose(SEEN, [linear(2 * (t // 2)) for t in range(16)], atol=1e-7)
+    np.testing.assert_allclose(SEEN, [linear(t) for t in range(16)], atol=1e-7)
     assert all(v is not outside_beta for v in model.variables)  # detached after fit
     fresh = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     fresh.load_weights(tmp_path / "s.weights.h5")  # the mid-fit checkpoint loads
@@ -273,8 +272,8 @@ def test_annealer_steps_with_the_optimizer_and_resumes_from_its_state_dict():
     resumed = Annealer(1)
     resumed.load_state_dict(annealer.state_dict())
     fit(model, KLAnnealingCallback(model.beta, resumed), epochs=2, initial_epoch=1, recompile=False)
-    steps = [4 * (t // 4) % 10 for t in range(16)]
-    np.testing.assert_allclose(SEEN, [s / 10 for s in steps], atol=1e-7)
+    np.testing.assert_allclose(SEEN, [t % 10 / 10 for t in range(16)], atol=1e-7)
+    assert resumed.current_step == 6
 
 
 def test_annealer_per_epoch():
