@@ -296,8 +296,120 @@ def test_bad_arguments():
         KLAnnealingCallback(0.5, monotonic_schedule(4))
     with pytest.raises(TypeError, match="schedule"):
         KLAnnealingCallback(beta, 3)
+    with pytest.raises(ValueError, match=r"scalar beta, got an output of shape \(2,\)"):
+        KLAnnealingCallback(beta, lambda s: jax.numpy.zeros(2) + s)
 
 
+def test_an_integer_beta_variable_is_refused_naming_its_dtype():
+    # keras.Variable(0) is int32: the loss would see 0, 0, 0, 0, 1 for a ramp
+    with pytest.raises(TypeError, match=r"floating keras\.Variable, got dtype int32"):
+        KLAnnealingCallback(keras.Variable(0, trainable=False), monotonic_schedule(4))
+    for dtype in ("float16", "bfloat16", "float32"):
+        KLAnnealingCallback(keras.Variable(0.0, trainable=False, dtype=dtype), linear)
+
+
+@pytest.mark.parametrize("steps_per_execution", [1, 2])
+def test_a_plain_python_schedule_runs_on_the_host_every_step(steps_per_execution):
+    model = BetaProbe()
+    schedule = lambda s: min(1.0, s / 12)  # noqa: E731 - a branch on the step: not traceable
+    history = fit(
+        model,
+        KLAnnealingCallback(model.beta, schedule),
+        jit_compile=True,
+        steps_per_execution=steps_per_execution,
+    )
+    np.testing.assert_allclose(SEEN, [linear(t) for t in range(16)], atol=1e-7)
+    assert history.history["beta"] == pytest.approx([linear(7), linear(15)])
+
+
+class BatchLogs(keras.callbacks.Callback):
+    """A user callback: what ``logs`` holds at each batch end, and the variable's value
+    read the documented way under JAX (``self.model`` first: it syncs Keras's state)."""
+
+    def __init__(self, beta):
+        super().__init__()
+        self.beta, self.logged, self.read = beta, [], []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.logged.append(logs["beta"])
+        self.model  # noqa: B018 - with JAX, attaches the trainer's state to the variables
+        self.read.append(float(keras.ops.convert_to_numpy(self.beta.value)))
+
+
+@pytest.mark.parametrize("inside", [True, False])
+def test_every_batch_logs_beta_for_user_callbacks_and_csv_logger(inside, tmp_path):
+    model = BetaProbe() if inside else OutsideBetaModel()
+    beta = model.beta if inside else outside_beta
+    user = BatchLogs(beta)
+    csv = keras.callbacks.CSVLogger(str(tmp_path / "log.csv"))
+    model.compile(optimizer="sgd")
+    x, y = data()
+    model.fit(
+        x,
+        y,
+        batch_size=BATCH,
+        epochs=2,
+        verbose=0,
+        shuffle=False,
+        callbacks=[KLAnnealingCallback(beta, monotonic_schedule(12)), user, csv],
+    )
+    expected = [linear(t) for t in range(16)]
+    np.testing.assert_allclose(user.logged, expected, atol=1e-7)
+    np.testing.assert_allclose(user.read, expected, atol=1e-7)  # the beta the step used
+    np.testing.assert_allclose(SEEN, expected, atol=1e-7)
+    rows = (tmp_path / "log.csv").read_text().splitlines()
+    column = rows[0].split(",").index("beta")
+    assert [float(r.split(",")[column]) for r in rows[1:]] == pytest.approx([linear(7), linear(15)])
+
+
+class TraceCounter(BetaProbe):
+    traces = 0
+
+    def compute_loss(self, *args, **kwargs):
+        TraceCounter.traces += 1  # Python runs here only while JAX traces the step
+        return super().compute_loss(*args, **kwargs)
+
+
+def test_later_fits_reuse_the_compiled_step_and_a_fit_without_the_callback_keeps_beta():
+    model = TraceCounter()
+    model.compile(optimizer="sgd")
+    with pytest.warns(UserWarning, match="before monotonic_schedule"):
+        fit(model, KLAnnealingCallback(model.beta, monotonic_schedule(48)), 1, recompile=False)
+    traced = TraceCounter.traces
+    with pytest.warns(UserWarning, match="before monotonic_schedule"):
+        fit(model, KLAnnealingCallback(model.beta, monotonic_schedule(48)), 2, 1, False)
+    assert TraceCounter.traces == traced  # a new callback, an equal schedule: no new trace
+    fit(model, keras.callbacks.Callback(), 3, 2, recompile=False)  # no annealing callback
+    fit(model, KLAnnealingCallback(model.beta, linear), 4, 3, recompile=False)
+    expected = [t / 48 for t in range(16)] + [15 / 48] * 8 + [linear(t) for t in range(24, 32)]
+    np.testing.assert_allclose(SEEN, expected, atol=1e-7)
+    model.compile(optimizer="sgd")  # a new optimizer: compiled again, from its step 0
+    fit(model, KLAnnealingCallback(model.beta, linear), 1, recompile=False)
+    np.testing.assert_allclose(SEEN[32:], [linear(t) for t in range(8)], atol=1e-7)
+
+
+@pytest.mark.parametrize("cyclical", [False, True])
+def test_an_annealer_follows_its_own_stepping_from_any_step(cyclical):
+    """The step-count rule compiled for an Annealer against the Annealer stepped on the
+    host, from every starting step (including total_steps, where a cyclical one wraps)."""
+    from kl_schedules.keras import _AnnealerBeta
+
+    for first_step in range(6):
+        reference = Annealer(5, "cosine", baseline=0.1, cyclical=cyclical)
+        reference.current_step = first_step
+        source = _AnnealerBeta(Annealer(5, "cosine", baseline=0.1, cyclical=cyclical))
+        source.annealer.current_step = first_step
+        source.begin(100)
+        traced = jax.jit(source.traced())
+        for k in range(13):
+            assert source.at(100 + k) == pytest.approx(reference.beta, abs=1e-12)
+            assert float(traced(100 + k)) == pytest.approx(reference.beta, abs=1e-6)
+            reference.step()
+        source.end(113)  # 13 steps after 100
+        assert source.annealer.current_step == reference.current_step
+
+
+@pytest.mark.slow
 def test_keras_example_runs_three_modes():
     pytest.importorskip("sklearn")
     import importlib.util
@@ -319,6 +431,7 @@ def test_keras_example_runs_three_modes():
 TORCH_BACKEND_SCRIPT = """
 import os
 os.environ["KERAS_BACKEND"] = "torch"
+import json
 import keras, numpy as np
 from kl_schedules import monotonic_schedule
 from kl_schedules.keras import KLAnnealingCallback
@@ -340,15 +453,34 @@ class Probe(keras.Model):
         return beta * 2.0 + 0.0 * keras.ops.sum(y_pred)
 
 
-model = Probe()
-model.compile(optimizer="sgd")  # the torch backend has no steps_per_execution
+class Logged(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.logged, self.read = [], []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.logged.append(logs["beta"])
+        self.read.append(float(keras.ops.convert_to_numpy(beta.value)))
+
+
+out = {}
 x = np.ones((64, 2), "float32")
-model.fit(x, x[:, :1], batch_size=8, epochs=2, verbose=0, shuffle=False,
-          callbacks=[KLAnnealingCallback(beta, monotonic_schedule(12))])
-print(seen)
+for name, schedule in [
+    ("optax", monotonic_schedule(12)),
+    ("python", lambda s: min(1.0, s / 12)),  # a Python branch on the step
+]:
+    seen.clear()
+    model = Probe()
+    model.compile(optimizer="sgd")  # the torch backend has no steps_per_execution
+    logged = Logged()
+    model.fit(x, x[:, :1], batch_size=8, epochs=2, verbose=0, shuffle=False,
+              callbacks=[KLAnnealingCallback(beta, schedule), logged])
+    out[name] = {"seen": list(seen), "logged": logged.logged, "read": logged.read}
+print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_the_torch_backend_follows_the_optimizer_too():
     pytest.importorskip("torch")
     import json
@@ -359,5 +491,8 @@ def test_the_torch_backend_follows_the_optimizer_too():
         [sys.executable, "-c", TORCH_BACKEND_SCRIPT], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    seen = json.loads(result.stdout.strip().splitlines()[-1])
-    np.testing.assert_allclose(seen, [linear(t) for t in range(16)], atol=1e-7)
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    expected = [linear(t) for t in range(16)]
+    for name in ("optax", "python"):  # a Python schedule runs on the host, no JAX error
+        for key in ("seen", "logged", "read"):
+            np.testing.assert_allclose(out[name][key], expected, atol=1e-7, err_msg=name + key)
