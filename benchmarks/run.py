@@ -44,6 +44,7 @@ BENCHMARKS = (
     "compile_time",
     "torch_compile_step",
     "vae_loss",
+    "keras_callback",
 )
 
 

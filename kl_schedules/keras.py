@@ -1,14 +1,16 @@
-"""Keras 3 adapter: a callback that drives a non-trainable beta variable from a schedule.
+"""Keras 3 adapter: a callback that anneals a non-trainable beta variable during ``fit``.
 
-Importing this module imports keras; ``import kl_schedules`` does not.
+Importing this module imports keras; ``import kl_schedules`` does not. The Keras internals
+it needs live in :mod:`kl_schedules._keras_internals`.
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import math
 import warnings
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 try:
@@ -17,16 +19,21 @@ except ImportError as error:  # pragma: no cover - exercised where keras is abse
     raise ImportError(
         "kl_schedules.keras needs Keras 3: pip install 'kl_schedules[keras]'"
     ) from error
+import jax
+import jax.numpy as jnp
 import numpy as np
 
+from kl_schedules import _keras_internals as internals
 from kl_schedules._annealer import Annealer
-from kl_schedules._describe import describe
+from kl_schedules._annealing import documented_weight
+from kl_schedules._backend import JAX_MATH, PY_MATH, float_dtype
+from kl_schedules._describe import _final_value
 from kl_schedules._schedules import schedule_values_from
 from kl_schedules._validation import ArgumentTypeError, check_choice
 
 __all__ = ["KLAnnealingCallback"]
 
-_BLOCK = 4096  # schedule values computed per vectorised call
+_BLOCK = 4096  # schedule values computed per vectorised host call
 
 _UNTRACKED = (
     "with the JAX backend a compiled train step sees only the model's own variables, and "
@@ -38,6 +45,192 @@ _UNTRACKED = (
 )
 
 
+def _traceable(schedule: Any) -> bool:
+    """Whether ``schedule`` can run on a traced int32 step (else it is evaluated on the
+    host, one Python call per step). A traceable schedule must return a scalar."""
+    try:
+        out = jax.eval_shape(schedule, jax.ShapeDtypeStruct((), jnp.int32))  # type: ignore[no-untyped-call]
+    except Exception:  # a Python branch on the step, math.* on it, a host library, ...
+        return False
+    shape = getattr(out, "shape", None)
+    if shape != ():
+        raise ValueError(
+            f"schedule must map a step to a scalar beta, got an output of shape {shape} "
+            f"from {schedule!r}"
+        )
+    return True
+
+
+def _uncached_block(schedule: Any, index: int) -> np.ndarray:
+    return schedule_values_from(schedule, index * _BLOCK, _BLOCK)
+
+
+_cached_block = functools.lru_cache(maxsize=64)(_uncached_block)
+
+
+def _block(schedule: Any, index: int) -> np.ndarray:
+    """``schedule(t)`` for the ``_BLOCK`` steps of block ``index``, computed once per
+    schedule (one vectorised call of a fixed shape: nothing new to compile)."""
+    try:
+        return _cached_block(schedule, index)
+    except TypeError:  # an unhashable schedule
+        return _uncached_block(schedule, index)
+
+
+# schedule -> (first step at its final value, or None if not found before the second entry)
+_FIRST_AT_FINAL: dict[Any, tuple[int | None, int]] = {}
+
+
+def _first_step_at(schedule: Any, value: float, start: int, end: int) -> int | None:
+    """The first step in ``[start, end)`` where ``schedule`` equals ``value``, if any."""
+    for index in range(start // _BLOCK, (end - 1) // _BLOCK + 1):
+        values = _block(schedule, index)
+        hits = np.flatnonzero(values == values.dtype.type(value))
+        hits = hits[(hits + index * _BLOCK >= start) & (hits + index * _BLOCK < end)]
+        if len(hits):
+            return index * _BLOCK + int(hits[0])
+    return None
+
+
+class _ScheduleBeta:
+    """beta = ``schedule(optimizer iteration)``, or ``schedule(epoch)``."""
+
+    def __init__(self, schedule: Any) -> None:
+        self.schedule = schedule
+        self.traceable = _traceable(schedule)
+        self._block: tuple[int, np.ndarray] = (-1, np.empty(0))  # (index, values)
+        self.key = ("schedule", schedule)
+
+    def begin(self, iteration: int) -> None:
+        """Start of a ``fit`` at optimizer iteration ``iteration``."""
+
+    def end(self, iteration: int) -> None:
+        """End of a ``fit`` at optimizer iteration ``iteration``."""
+
+    def traced(self) -> Callable[[Any], Any]:
+        """``iteration -> beta`` for the compiled step (a host callback when the schedule
+        cannot be traced)."""
+        if self.traceable:
+            return self.schedule  # type: ignore[no-any-return]
+        at, dtype = self.at, float_dtype()
+        result = jax.ShapeDtypeStruct((), dtype)  # type: ignore[no-untyped-call]
+
+        def on_host(iteration: Any) -> Any:
+            return jax.pure_callback(lambda i: np.asarray(at(int(i)), dtype), result, iteration)
+
+        return on_host
+
+    def at(self, step: int) -> float:
+        """The schedule's beta at ``step``, on the host (vectorised in blocks)."""
+        if not self.traceable:
+            return float(self.schedule(step))
+        index, offset = divmod(step, _BLOCK)
+        start, values = self._block
+        if start != index:
+            values = _block(self.schedule, index)
+            self._block = (index, values)  # one assignment: batch ends may run in threads
+        return float(values[offset])
+
+    def epoch_value(self, epoch: int) -> float:
+        return self.at(epoch)
+
+    def epoch_end(self) -> None:
+        pass
+
+    def shortfall(self, now: int, end: int) -> str | None:
+        """Why beta does not reach its final value before step ``end`` (``None`` if it
+        does, or if that cannot be told cheaply)."""
+        if not self.traceable or end < 1:
+            return None
+        final = _final_value(self.schedule)
+        if final is None:  # not ours: its value at the end of the run
+            final = self.at(end - 1)
+            hit = _first_step_at(self.schedule, final, 0, end)
+        else:  # ours: where it first reaches its final value is remembered
+            hit, scanned = _FIRST_AT_FINAL.get(self.schedule, (None, 0))
+            if hit is None and scanned < end:
+                hit = _first_step_at(self.schedule, final, scanned, end)
+                if len(_FIRST_AT_FINAL) > 256:
+                    _FIRST_AT_FINAL.clear()
+                _FIRST_AT_FINAL[self.schedule] = (hit, end)
+        if hit is not None and hit < end:
+            return None
+        return f"{self.schedule!r} reaches its final value {final:g}"
+
+
+class _AnnealerBeta:
+    """beta from a host :class:`~kl_schedules.Annealer`: its weight at its step count,
+    which advances once per optimizer step (``"batch"``) or per epoch (``"epoch"``)."""
+
+    def __init__(self, annealer: Annealer) -> None:
+        self.annealer = annealer
+        self.traceable = True
+        self._first_iteration = 0
+        self._first_step = annealer.current_step
+        self.key: tuple[Any, ...] = ()
+
+    def begin(self, iteration: int) -> None:
+        a = self.annealer
+        self._first_iteration, self._first_step = iteration, a.current_step
+        # The compiled step depends on the settings and on how the annealer's step relates
+        # to the optimizer's iteration, so a resumed fit reuses it.
+        if a.cyclical and a.current_step == a.total_steps:
+            relation: tuple[Any, ...] = ("wrapping", iteration)
+        else:
+            relation = ("offset", a.current_step - iteration)
+        self.key = (
+            "annealer",
+            a.total_steps,
+            a.shape,
+            a.baseline,
+            a.cyclical,
+            a.disable,
+            *relation,
+        )
+
+    def _step_after(self, k: Any, xp_min: Any, xp_where: Any) -> Any:
+        """The annealer's step after ``k`` steps from the start of this ``fit``."""
+        a, s0 = self.annealer, self._first_step
+        total = a.total_steps
+        if not a.cyclical:
+            return xp_min(s0 + k, total)
+        base = s0 if s0 < total else total - 1  # from T, one step wraps to 0
+        return xp_where(k == 0, s0, (base + k) % total)
+
+    def traced(self) -> Callable[[Any], Any]:
+        a, first = self.annealer, self._first_iteration
+        if a.disable:
+            return lambda iteration: jnp.float32(1.0)
+        weight = documented_weight(a.total_steps, a.shape, a.baseline, JAX_MATH)
+        step_after = self._step_after
+        return lambda iteration: weight(step_after(iteration - first, jnp.minimum, jnp.where))
+
+    def at(self, iteration: int) -> float:
+        a = self.annealer
+        if a.disable:
+            return 1.0
+        k = iteration - self._first_iteration
+        step = self._step_after(k, min, lambda c, x, y: x if c else y)
+        return float(documented_weight(a.total_steps, a.shape, a.baseline, PY_MATH)(step))
+
+    def end(self, iteration: int) -> None:
+        k = iteration - self._first_iteration
+        self.annealer.current_step = self._step_after(k, min, lambda c, x, y: x if c else y)
+
+    def epoch_value(self, epoch: int) -> float:
+        return float(self.annealer.beta)
+
+    def epoch_end(self) -> None:
+        self.annealer.step()
+
+    def shortfall(self, now: int, end: int) -> str | None:
+        a = self.annealer
+        needed = a.total_steps - a.current_step
+        if a.cyclical or needed < end - now:
+            return None
+        return f"{a!r} reaches its final value 1 (it needs {needed} more steps)"
+
+
 class _BetaHolder(keras.layers.Layer):
     """A weightless-looking layer that carries ``beta`` into a model's state during ``fit``.
 
@@ -47,7 +240,7 @@ class _BetaHolder(keras.layers.Layer):
 
     def __init__(self, beta: keras.Variable) -> None:
         super().__init__(name="kl_schedules_beta", trainable=False)
-        self._track_variable(beta)
+        internals.track_variable(self, beta)
         self.built = True
 
 
@@ -55,56 +248,75 @@ def _tracks(model: Any, variable: Any) -> bool:
     return any(v is variable for v in model.non_trainable_variables)
 
 
-@contextlib.contextmanager
-def _unlocked(owner: Any) -> Iterator[Any]:
-    """``owner``'s variable tracker, unlocked for the duration (locked again if it was)."""
-    tracker = owner._tracker
-    was_locked = tracker.locked
-    tracker.unlock()
+def _iterations(model: Any) -> int:
+    """The optimizer's iteration count, read on the host (a device-to-host copy)."""
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations.value))
+
+
+# model -> the scheduled train function built for it, with what it was built from: a new
+# callback with the same beta and an equal schedule reuses it (no new trace) until the
+# model is compiled again.
+_SCHEDULED: weakref.WeakKeyDictionary[Any, tuple[Any, ...]] = weakref.WeakKeyDictionary()
+
+
+def _same(a: Any, b: Any) -> bool:
     try:
-        yield tracker
-    finally:
-        if was_locked:
-            tracker.lock()
+        return bool(a == b)
+    except Exception:  # a schedule with an unusual __eq__
+        return a is b
 
 
-def _add_to_layer_store(owner: Any, holder: _BetaHolder) -> None:
-    with _unlocked(owner) as tracker:
-        tracker.add_to_store("layers", holder)
+def _scheduled_jax_step(
+    model: Any, beta: Any, train_step: Callable[..., Any], schedule: Callable[[Any], Any]
+) -> Callable[..., Any]:
+    """``model``'s JAX ``train_step(state, data)``, with beta's entry of the state replaced
+    by ``schedule(iteration)``, the optimizer's iteration count in that same state."""
 
+    def step(state: Any, data: Any) -> Any:
+        trainable, non_trainable, optimizer_variables, metrics = state
+        beta_at = next(i for i, v in enumerate(model.non_trainable_variables) if v is beta)
+        iteration_at = next(
+            i for i, v in enumerate(model.optimizer.variables) if v is model.optimizer.iterations
+        )
+        value = jnp.asarray(schedule(optimizer_variables[iteration_at]))
+        non_trainable = list(non_trainable)
+        non_trainable[beta_at] = value.astype(non_trainable[beta_at].dtype)
+        return train_step((trainable, non_trainable, optimizer_variables, metrics), data)
 
-def _remove_from_layer_store(owner: Any, holder: _BetaHolder) -> None:
-    with _unlocked(owner) as tracker:
-        tracker.untrack(holder)
+    return step
 
 
 class KLAnnealingCallback(keras.callbacks.Callback):
     """Sets a non-trainable ``keras.Variable`` ``beta`` from a schedule during ``fit``.
 
     The loss must read ``beta`` (a variable), not a Python float: a float is frozen into
-    the compiled train step. The variable may live anywhere, inside the model or outside
-    it (a module-level ``beta`` read by a loss function). With the JAX backend a compiled
-    step sees only the model's own state, so for the duration of ``fit`` the callback
-    attaches an outside ``beta`` to the model (as a small child layer, removed at the end
-    of training), before the train step is compiled. Outside ``fit`` the JAX backend reads
-    an outside ``beta`` as a constant when it compiles, so to ``evaluate`` or ``predict``
-    with a value assigned later, pass this callback to that call too (it attaches beta
-    for its duration) or create beta inside the model.
+    the compiled train step. The variable may live inside the model or outside it (a
+    module-level ``beta`` read by a loss function). With the JAX backend a compiled step
+    sees only the model's own state, so for the duration of ``fit`` the callback attaches
+    an outside ``beta`` to the model (as a small child layer, removed at the end of
+    training). Outside ``fit`` the JAX backend reads an outside ``beta`` as a constant
+    when it compiles, so to ``evaluate`` or ``predict`` with a value assigned later, pass
+    this callback to that call too (it attaches beta for its duration) or create beta
+    inside the model.
 
-    With ``update="batch"`` the schedule's step is the optimizer's iteration count, read
-    before each execution of the train function: beta follows the optimizer, also with
-    ``steps_per_execution > 1`` (beta is then constant within an execution of that many
-    steps), and a resumed ``fit`` (a new callback, ``initial_epoch``, the same or a
-    restored optimizer) continues the schedule where it was. With ``update="epoch"`` the
-    step is the epoch index.
+    With ``update="batch"`` the loss at optimizer step ``t`` (the optimizer's
+    ``iterations`` before the step) sees ``beta = schedule(t)``, also with
+    ``steps_per_execution > 1`` and in a resumed ``fit`` (a new callback,
+    ``initial_epoch``, the same or a restored optimizer). With the JAX backend beta is
+    computed inside the compiled step from the optimizer's counter, as Keras evaluates a
+    learning-rate schedule (a schedule that cannot be traced runs on the host through
+    ``jax.pure_callback``); with other backends it is assigned before each step. With
+    ``update="epoch"`` the step is the epoch index. ``logs["beta"]`` holds the beta of
+    the batch's last step at every batch end and the epoch's last at every epoch end.
 
     Args:
-      beta: a non-trainable scalar ``keras.Variable`` that the loss multiplies the KL by.
-      schedule: any ``optax.Schedule`` (``step -> beta``; evaluated on the host in blocks of
-        4096 steps, one vectorised call each, so no JAX dispatch per batch), or an
-        :class:`~kl_schedules.Annealer`, which is stepped once per optimizer step
-        (``"batch"``) or per epoch (``"epoch"``) and carries its own state: restore it with
-        ``load_state_dict`` to resume.
+      beta: a non-trainable scalar floating ``keras.Variable`` that the loss multiplies
+        the KL by.
+      schedule: any ``step -> beta`` callable: an ``optax.Schedule`` (traced into the
+        compiled step) or a plain Python function such as ``lambda s: min(1.0, s / 1000)``
+        (evaluated on the host, once per step); or an :class:`~kl_schedules.Annealer`,
+        stepped once per optimizer step (``"batch"``) or per epoch (``"epoch"``), which
+        carries its own state: restore it with ``load_state_dict`` to resume.
       update: ``"batch"`` (step = optimizer iterations, the default) or ``"epoch"`` (step =
         epoch index).
 
@@ -116,6 +328,10 @@ class KLAnnealingCallback(keras.callbacks.Callback):
       >>> callback = KLAnnealingCallback(beta, monotonic_schedule(1000), update="batch")
     """
 
+    # on_train_batch_end only writes logs["beta"], from its arguments: Keras may run it on
+    # a worker thread instead of waiting for each step's results.
+    async_safe = True
+
     def __init__(self, beta: keras.Variable, schedule: Any, update: str = "batch") -> None:
         super().__init__()
         if not isinstance(beta, keras.Variable):
@@ -124,6 +340,13 @@ class KLAnnealingCallback(keras.callbacks.Callback):
             raise ValueError("beta must be a non-trainable keras.Variable (trainable=False)")
         if tuple(beta.shape) != ():
             raise ValueError(f"beta must be a scalar keras.Variable, got shape {beta.shape}")
+        dtype = keras.backend.standardize_dtype(beta.dtype)
+        if "float" not in dtype:
+            raise ArgumentTypeError(
+                f"beta must be a floating keras.Variable, got dtype {dtype} (the schedule's "
+                f"values would be truncated); create it from a float: "
+                f"keras.Variable(0.0, trainable=False)"
+            )
         self.update = check_choice("update", update, ("batch", "epoch"))
         if not callable(schedule):
             raise ArgumentTypeError(
@@ -132,15 +355,19 @@ class KLAnnealingCallback(keras.callbacks.Callback):
             )
         self.beta = beta
         self.schedule = schedule
+        self._source = (
+            _AnnealerBeta(schedule) if isinstance(schedule, Annealer) else _ScheduleBeta(schedule)
+        )
         self.step = 0
         self.last_beta = math.nan
         self._holder: _BetaHolder | None = None
         self._holder_owner: Any = None
         self._in_fit = False
         self._fit_checked = False
-        self._last_iteration: int | None = None
-        self._block_start = -1
-        self._block = np.empty(0)
+        self._fit_first_iteration = 0
+        self._epoch_first_iteration = 0
+        self._compiled = False
+        self._restore_train_function: Any = None
 
     # ---- making the compiled step see beta ------------------------------------------------
 
@@ -159,66 +386,91 @@ class KLAnnealingCallback(keras.callbacks.Callback):
         of the first of its layers where it does."""
         owners = [model] + [
             layer
-            for layer in model._flatten_layers(include_self=False)
+            for layer in internals.sublayers(model)
             if not isinstance(layer, keras.layers.InputLayer)
         ]
         reason = "it is still not among its variables"
         for owner in owners:
             holder = _BetaHolder(self.beta)
             try:
-                _add_to_layer_store(owner, holder)
+                internals.add_child_layer(owner, holder)
             except Exception as error:
                 reason = f"{type(error).__name__}: {error}"
                 continue
             if _tracks(model, self.beta):
                 self._holder, self._holder_owner = holder, owner
                 return
-            _remove_from_layer_store(owner, holder)
+            internals.remove_child_layer(owner, holder)
         raise ValueError(_UNTRACKED.format(reason=reason))
 
     def _detach(self) -> None:
         if self._holder is None:
             return
-        _remove_from_layer_store(self._holder_owner, self._holder)
+        internals.remove_child_layer(self._holder_owner, self._holder)
         self._holder = self._holder_owner = None
+
+    def _compile_schedule_into_the_step(self, model: Any) -> None:
+        """Makes this ``fit`` run a train function that computes beta from the optimizer's
+        iteration count (built once per model, schedule and ``compile``)."""
+        if internals.nnx_enabled():
+            raise ValueError(
+                "KLAnnealingCallback does not support Keras on Flax NNX (KERAS_NNX_ENABLED)"
+            )
+        original = model.train_function
+        made_from = (original, self.beta, model.optimizer, self._source.key)
+        cached = _SCHEDULED.get(model)
+        if (
+            cached is not None
+            and all(a is b for a, b in zip(cached[:3], made_from[:3], strict=True))
+            and _same(cached[3], made_from[3])
+        ):
+            function = cached[-1]
+        else:
+            step = _scheduled_jax_step(model, self.beta, model.train_step, self._source.traced())
+            function = internals.build_train_function(model, step)
+            _SCHEDULED[model] = (*made_from, function)
+        internals.set_train_function(model, function)
+        self._restore_train_function = original
+        self._compiled = True
 
     # ---- the schedule -------------------------------------------------------------------
 
     def value_at(self, step: int) -> float:
-        """The schedule's beta at ``step`` (from the cached block, refilled when needed)."""
-        if isinstance(self.schedule, Annealer):
-            return float(self.schedule.beta)
-        offset = step - self._block_start
-        if self._block_start < 0 or not 0 <= offset < len(self._block):
-            self._block_start = step
-            self._block = schedule_values_from(self.schedule, step, _BLOCK)
-            offset = 0
-        return float(self._block[offset])
-
-    def _follow_optimizer(self, model: Any) -> int:
-        """The optimizer's iteration count; an Annealer schedule is stepped to match it."""
-        iteration = int(keras.ops.convert_to_numpy(model.optimizer.iterations.value))
-        if isinstance(self.schedule, Annealer) and self._last_iteration is not None:
-            for _ in range(max(0, iteration - self._last_iteration)):
-                self.schedule.step()
-        self._last_iteration = iteration
-        return iteration
-
-    def _set(self, step: int | None) -> None:
-        model = self.model  # with JAX, syncs the trainer's state so the assignment is seen
-        self.step = self._follow_optimizer(model) if step is None else step
-        self.last_beta = self.value_at(self.step)
-        self.beta.assign(self.last_beta)
+        """The schedule's beta at ``step`` on the host: the value the loss sees at that
+        optimizer step (``"batch"``) or epoch (``"epoch"``)."""
+        return self._source.at(step)
 
     def on_train_begin(self, logs: Any = None) -> None:
         self._in_fit = True
-        self._last_iteration = None
+        model = self.model
+        self._fit_first_iteration = self._epoch_first_iteration = _iterations(model)
+        self.step = self._fit_first_iteration
         if self.update == "batch":
-            self.step = self._follow_optimizer(self.model)  # an Annealer is here now
+            self._source.begin(self._fit_first_iteration)
+            if keras.backend.backend() == "jax":
+                self._compile_schedule_into_the_step(model)
 
     def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
-        if self.update == "batch":
-            self._set(None)
+        if self.update == "batch" and not self._compiled:  # assigned before the step
+            iteration = _iterations(self.model)
+            self.beta.assign(self._source.at(iteration))
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        if logs is None:
+            return
+        if self.update == "batch":  # the beta of this batch's (execution's) last step
+            logs["beta"] = self._source.at(self._epoch_first_iteration + batch)
+        else:
+            logs["beta"] = self.last_beta
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        if not self._fit_checked:
+            self._warn_if_the_run_is_too_short(epoch)
+        if self.update == "epoch":
+            self.step = epoch  # a schedule of the epoch index (initial_epoch respected)
+            self.last_beta = self._source.epoch_value(epoch)
+            _ = self.model  # with JAX, syncs the trainer's state so the assignment is seen
+            self.beta.assign(self.last_beta)
 
     def _warn_if_the_run_is_too_short(self, epoch: int) -> None:
         """Warns (once per callback) when the schedule cannot reach its final value before
@@ -228,38 +480,35 @@ class KLAnnealingCallback(keras.callbacks.Callback):
         if not epochs or (self.update == "batch" and not steps):
             return  # the run's length is unknown
         remaining = (epochs - epoch) * (steps if self.update == "batch" else 1)
-        now = self.step if self.update == "batch" else epoch
+        now = self._epoch_first_iteration if self.update == "batch" else epoch
         unit = "optimizer steps" if self.update == "batch" else "epochs"
-        if isinstance(self.schedule, Annealer):
-            needed = self.schedule.total_steps - self.schedule.current_step
-            short = not self.schedule.cyclical and needed >= remaining
-            what = f"{self.schedule!r} reaches its final value 1 (it needs {needed} more steps)"
-        else:
-            summary = describe(self.schedule, now + remaining)
-            short = not summary.reaches_final
-            what = f"{self.schedule!r} reaches its final value {summary.final_value:g}"
-        if short:
+        what = self._source.shortfall(now, now + remaining)
+        if what is not None:
             warnings.warn(
                 f"KLAnnealingCallback: this fit ends after {now + remaining} {unit}, before {what}",
                 UserWarning,
                 stacklevel=2,
             )
 
-    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-        if not self._fit_checked:
-            self._warn_if_the_run_is_too_short(epoch)
-        if self.update == "epoch":
-            self._set(epoch)  # a schedule of the epoch index (initial_epoch respected)
-
     def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-        if self.update == "epoch" and isinstance(self.schedule, Annealer):
-            self.schedule.step()
+        if self.update == "epoch":
+            self._source.epoch_end()
+        else:
+            iteration = _iterations(self.model)  # the state is synced at an epoch's end
+            self._epoch_first_iteration = iteration  # the next epoch's first step
+            if iteration > self._fit_first_iteration:
+                self.step = iteration - 1
+                self.last_beta = self._source.at(self.step)
         if logs is not None:
             logs["beta"] = self.last_beta
 
     def on_train_end(self, logs: Any = None) -> None:
-        if self.update == "batch":
-            self._follow_optimizer(self.model)  # count the steps of the last execution
+        model = self.model
+        if self.update == "batch":  # read where the last epoch ended
+            self._source.end(self._epoch_first_iteration)
+        if self._compiled:
+            internals.set_train_function(model, self._restore_train_function)
+            self._compiled, self._restore_train_function = False, None
         self._in_fit = False
         self._detach()
 

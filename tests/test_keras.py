@@ -118,10 +118,11 @@ def test_steps_per_execution_advances_at_the_optimizers_pace():
     model = BetaProbe()
     callback = KLAnnealingCallback(model.beta, monotonic_schedule(12))
     fit(model, callback, epochs=3, steps_per_execution=4)
-    # beta is set before each execution of 4 steps, from the optimizer's iteration count
-    expected = [linear(4 * (t // 4)) for t in range(24)]
-    np.testing.assert_allclose(SEEN, expected, atol=1e-7)
-    assert callback.step == 20
+    # beta is computed inside each of the 4 steps of an execution, from the optimizer's
+    # iteration count: no staircase
+    np.testing.assert_allclose(SEEN, [linear(t) for t in range(24)], atol=1e-7)
+    assert callback.step == 23  # the last optimizer step, whose beta is callback.last_beta
+    assert callback.last_beta == 1.0
 
 
 def test_resumed_fit_with_a_new_callback_continues_the_schedule():
@@ -174,9 +175,7 @@ def test_beta_defined_outside_the_model_reaches_the_compiled_step(steps_per_exec
         jit_compile=True,
         steps_per_execution=steps_per_execution,
     )
-    k = steps_per_execution  # executions of k steps restart at each epoch's first step
-    starts = [8 * (t // 8) + k * ((t % 8) // k) for t in range(16)]
-    np.testing.assert_allclose(SEEN, [linear(s) for s in starts], atol=1e-7)
+    np.testing.assert_allclose(SEEN, [linear(t) for t in range(16)], atol=1e-7)
     # only for the duration of fit: the model's variables are unchanged afterwards
     assert all(v is not outside_beta for v in model.variables)
 
@@ -202,7 +201,7 @@ def test_beta_outside_a_sequential_model(with_input, tmp_path):
     x, y = data()
     callback = KLAnnealingCallback(outside_beta, monotonic_schedule(12))
     model.fit(x, y, batch_size=BATCH, epochs=2, verbose=0, callbacks=[callback, checkpoint])
-    np.testing.assert_allclose(SEEN, [linear(2 * (t // 2)) for t in range(16)], atol=1e-7)
+    np.testing.assert_allclose(SEEN, [linear(t) for t in range(16)], atol=1e-7)
     assert all(v is not outside_beta for v in model.variables)  # detached after fit
     fresh = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     fresh.load_weights(tmp_path / "s.weights.h5")  # the mid-fit checkpoint loads
@@ -273,8 +272,8 @@ def test_annealer_steps_with_the_optimizer_and_resumes_from_its_state_dict():
     resumed = Annealer(1)
     resumed.load_state_dict(annealer.state_dict())
     fit(model, KLAnnealingCallback(model.beta, resumed), epochs=2, initial_epoch=1, recompile=False)
-    steps = [4 * (t // 4) % 10 for t in range(16)]
-    np.testing.assert_allclose(SEEN, [s / 10 for s in steps], atol=1e-7)
+    np.testing.assert_allclose(SEEN, [t % 10 / 10 for t in range(16)], atol=1e-7)
+    assert resumed.current_step == 6
 
 
 def test_annealer_per_epoch():
@@ -297,8 +296,120 @@ def test_bad_arguments():
         KLAnnealingCallback(0.5, monotonic_schedule(4))
     with pytest.raises(TypeError, match="schedule"):
         KLAnnealingCallback(beta, 3)
+    with pytest.raises(ValueError, match=r"scalar beta, got an output of shape \(2,\)"):
+        KLAnnealingCallback(beta, lambda s: jax.numpy.zeros(2) + s)
 
 
+def test_an_integer_beta_variable_is_refused_naming_its_dtype():
+    # keras.Variable(0) is int32: the loss would see 0, 0, 0, 0, 1 for a ramp
+    with pytest.raises(TypeError, match=r"floating keras\.Variable, got dtype int32"):
+        KLAnnealingCallback(keras.Variable(0, trainable=False), monotonic_schedule(4))
+    for dtype in ("float16", "bfloat16", "float32"):
+        KLAnnealingCallback(keras.Variable(0.0, trainable=False, dtype=dtype), linear)
+
+
+@pytest.mark.parametrize("steps_per_execution", [1, 2])
+def test_a_plain_python_schedule_runs_on_the_host_every_step(steps_per_execution):
+    model = BetaProbe()
+    schedule = lambda s: min(1.0, s / 12)  # noqa: E731 - a branch on the step: not traceable
+    history = fit(
+        model,
+        KLAnnealingCallback(model.beta, schedule),
+        jit_compile=True,
+        steps_per_execution=steps_per_execution,
+    )
+    np.testing.assert_allclose(SEEN, [linear(t) for t in range(16)], atol=1e-7)
+    assert history.history["beta"] == pytest.approx([linear(7), linear(15)])
+
+
+class BatchLogs(keras.callbacks.Callback):
+    """A user callback: what ``logs`` holds at each batch end, and the variable's value
+    read the documented way under JAX (``self.model`` first: it syncs Keras's state)."""
+
+    def __init__(self, beta):
+        super().__init__()
+        self.beta, self.logged, self.read = beta, [], []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.logged.append(logs["beta"])
+        self.model  # noqa: B018 - with JAX, attaches the trainer's state to the variables
+        self.read.append(float(keras.ops.convert_to_numpy(self.beta.value)))
+
+
+@pytest.mark.parametrize("inside", [True, False])
+def test_every_batch_logs_beta_for_user_callbacks_and_csv_logger(inside, tmp_path):
+    model = BetaProbe() if inside else OutsideBetaModel()
+    beta = model.beta if inside else outside_beta
+    user = BatchLogs(beta)
+    csv = keras.callbacks.CSVLogger(str(tmp_path / "log.csv"))
+    model.compile(optimizer="sgd")
+    x, y = data()
+    model.fit(
+        x,
+        y,
+        batch_size=BATCH,
+        epochs=2,
+        verbose=0,
+        shuffle=False,
+        callbacks=[KLAnnealingCallback(beta, monotonic_schedule(12)), user, csv],
+    )
+    expected = [linear(t) for t in range(16)]
+    np.testing.assert_allclose(user.logged, expected, atol=1e-7)
+    np.testing.assert_allclose(user.read, expected, atol=1e-7)  # the beta the step used
+    np.testing.assert_allclose(SEEN, expected, atol=1e-7)
+    rows = (tmp_path / "log.csv").read_text().splitlines()
+    column = rows[0].split(",").index("beta")
+    assert [float(r.split(",")[column]) for r in rows[1:]] == pytest.approx([linear(7), linear(15)])
+
+
+class TraceCounter(BetaProbe):
+    traces = 0
+
+    def compute_loss(self, *args, **kwargs):
+        TraceCounter.traces += 1  # Python runs here only while JAX traces the step
+        return super().compute_loss(*args, **kwargs)
+
+
+def test_later_fits_reuse_the_compiled_step_and_a_fit_without_the_callback_keeps_beta():
+    model = TraceCounter()
+    model.compile(optimizer="sgd")
+    with pytest.warns(UserWarning, match="before monotonic_schedule"):
+        fit(model, KLAnnealingCallback(model.beta, monotonic_schedule(48)), 1, recompile=False)
+    traced = TraceCounter.traces
+    with pytest.warns(UserWarning, match="before monotonic_schedule"):
+        fit(model, KLAnnealingCallback(model.beta, monotonic_schedule(48)), 2, 1, False)
+    assert TraceCounter.traces == traced  # a new callback, an equal schedule: no new trace
+    fit(model, keras.callbacks.Callback(), 3, 2, recompile=False)  # no annealing callback
+    fit(model, KLAnnealingCallback(model.beta, linear), 4, 3, recompile=False)
+    expected = [t / 48 for t in range(16)] + [15 / 48] * 8 + [linear(t) for t in range(24, 32)]
+    np.testing.assert_allclose(SEEN, expected, atol=1e-7)
+    model.compile(optimizer="sgd")  # a new optimizer: compiled again, from its step 0
+    fit(model, KLAnnealingCallback(model.beta, linear), 1, recompile=False)
+    np.testing.assert_allclose(SEEN[32:], [linear(t) for t in range(8)], atol=1e-7)
+
+
+@pytest.mark.parametrize("cyclical", [False, True])
+def test_an_annealer_follows_its_own_stepping_from_any_step(cyclical):
+    """The step-count rule compiled for an Annealer against the Annealer stepped on the
+    host, from every starting step (including total_steps, where a cyclical one wraps)."""
+    from kl_schedules.keras import _AnnealerBeta
+
+    for first_step in range(6):
+        reference = Annealer(5, "cosine", baseline=0.1, cyclical=cyclical)
+        reference.current_step = first_step
+        source = _AnnealerBeta(Annealer(5, "cosine", baseline=0.1, cyclical=cyclical))
+        source.annealer.current_step = first_step
+        source.begin(100)
+        traced = jax.jit(source.traced())
+        for k in range(13):
+            assert source.at(100 + k) == pytest.approx(reference.beta, abs=1e-12)
+            assert float(traced(100 + k)) == pytest.approx(reference.beta, abs=1e-6)
+            reference.step()
+        source.end(113)  # 13 steps after 100
+        assert source.annealer.current_step == reference.current_step
+
+
+@pytest.mark.slow
 def test_keras_example_runs_three_modes():
     pytest.importorskip("sklearn")
     import importlib.util
@@ -320,6 +431,7 @@ def test_keras_example_runs_three_modes():
 TORCH_BACKEND_SCRIPT = """
 import os
 os.environ["KERAS_BACKEND"] = "torch"
+import json
 import keras, numpy as np
 from kl_schedules import monotonic_schedule
 from kl_schedules.keras import KLAnnealingCallback
@@ -341,15 +453,34 @@ class Probe(keras.Model):
         return beta * 2.0 + 0.0 * keras.ops.sum(y_pred)
 
 
-model = Probe()
-model.compile(optimizer="sgd")  # the torch backend has no steps_per_execution
+class Logged(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.logged, self.read = [], []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.logged.append(logs["beta"])
+        self.read.append(float(keras.ops.convert_to_numpy(beta.value)))
+
+
+out = {}
 x = np.ones((64, 2), "float32")
-model.fit(x, x[:, :1], batch_size=8, epochs=2, verbose=0, shuffle=False,
-          callbacks=[KLAnnealingCallback(beta, monotonic_schedule(12))])
-print(seen)
+for name, schedule in [
+    ("optax", monotonic_schedule(12)),
+    ("python", lambda s: min(1.0, s / 12)),  # a Python branch on the step
+]:
+    seen.clear()
+    model = Probe()
+    model.compile(optimizer="sgd")  # the torch backend has no steps_per_execution
+    logged = Logged()
+    model.fit(x, x[:, :1], batch_size=8, epochs=2, verbose=0, shuffle=False,
+              callbacks=[KLAnnealingCallback(beta, schedule), logged])
+    out[name] = {"seen": list(seen), "logged": logged.logged, "read": logged.read}
+print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_the_torch_backend_follows_the_optimizer_too():
     pytest.importorskip("torch")
     import json
@@ -360,5 +491,8 @@ def test_the_torch_backend_follows_the_optimizer_too():
         [sys.executable, "-c", TORCH_BACKEND_SCRIPT], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    seen = json.loads(result.stdout.strip().splitlines()[-1])
-    np.testing.assert_allclose(seen, [linear(t) for t in range(16)], atol=1e-7)
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    expected = [linear(t) for t in range(16)]
+    for name in ("optax", "python"):  # a Python schedule runs on the host, no JAX error
+        for key in ("seen", "logged", "read"):
+            np.testing.assert_allclose(out[name][key], expected, atol=1e-7, err_msg=name + key)
