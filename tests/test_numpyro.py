@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -261,3 +264,31 @@ def test_missing_beta_raises_naming_it():
     model, _ = make({})
     with pytest.raises(TypeError, match=r"model was wrapped by annealed.*keyword argument beta"):
         handlers.seed(annealed(model, ["z"]), 0)(X)
+
+
+def load_example(name):
+    path = Path(__file__).resolve().parent.parent / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_numpyro_vae_example_quick_run_follows_the_cyclical_schedule():
+    pytest.importorskip("sklearn")
+    example = load_example("numpyro_vae")
+    result = example.main(["--steps", "12"])
+    # period 12 / 4 = 3, ratio 0.5: tau = (t mod 3) / 3, beta = min(tau / 0.5, 1)
+    expected = [min((t % 3) / 3 / 0.5, 1.0) for t in range(12)]
+    np.testing.assert_allclose([row["beta"] for row in result["log"]], expected, atol=1e-6)
+    assert result["traces"] == 1  # twelve betas, one trace of the jitted step
+    assert all(math.isfinite(row["loss"]) for row in result["log"])
+    final = result["final"]
+    assert final["kl"] > 0 and final["recon"] > 0
+    assert final["neg_elbo"] < result["log"][0]["loss"]  # it trained
+    monotonic = example.make_schedule("monotonic", 8)  # over half the run
+    np.testing.assert_allclose(
+        [float(monotonic(t)) for t in range(8)], [0, 0.25, 0.5, 0.75, 1, 1, 1, 1]
+    )
