@@ -10,6 +10,11 @@ import importlib.util
 
 collect_ignore = [
     path
-    for module, path in (("torch", "kl_schedules/torch.py"), ("keras", "kl_schedules/keras.py"))
+    for module, path in (
+        ("torch", "kl_schedules/torch.py"),
+        ("keras", "kl_schedules/keras.py"),
+        ("numpyro", "kl_schedules/numpyro.py"),
+        ("pyro", "kl_schedules/pyro.py"),
+    )
     if importlib.util.find_spec(module) is None
 ]

@@ -1,7 +1,8 @@
 """kl_schedules: KL-divergence annealing (beta) schedules for VAEs, jit-ready.
 
 ``import kl_schedules`` needs only JAX and Optax; the adapters (``kl_schedules.torch``,
-``kl_schedules.keras``, ``kl_schedules.plot``) import their frameworks lazily.
+``kl_schedules.keras``, ``kl_schedules.numpyro``, ``kl_schedules.pyro``,
+``kl_schedules.plot``) import their frameworks lazily.
 """
 
 from kl_schedules._annealer import Annealer
