@@ -10,6 +10,10 @@ import importlib.util
 
 collect_ignore = [
     path
-    for module, path in (("torch", "kl_schedules/torch.py"), ("keras", "kl_schedules/keras.py"))
+    for module, path in (
+        ("torch", "kl_schedules/torch.py"),
+        ("keras", "kl_schedules/keras.py"),
+        ("lightning", "kl_schedules/lightning.py"),
+    )
     if importlib.util.find_spec(module) is None
 ]
