@@ -15,6 +15,7 @@ collect_ignore = [
         ("keras", "kl_schedules/keras.py"),
         ("numpyro", "kl_schedules/numpyro.py"),
         ("pyro", "kl_schedules/pyro.py"),
+        ("lightning", "kl_schedules/lightning.py"),
     )
     if importlib.util.find_spec(module) is None
 ]

@@ -45,6 +45,7 @@ BENCHMARKS = (
     "torch_compile_step",
     "vae_loss",
     "keras_callback",
+    "lightning_step",
 )
 
 
