@@ -30,6 +30,7 @@ BENCHMARKS = (
     "host_annealer",
     "compile_time",
     "torch_compile_step",
+    "collapse_metrics",
 )
 
 

@@ -90,10 +90,12 @@ def mutual_information(mu: Any, logvar: Any, *, key: Any) -> Any:
     row's own term), so :math:`\hat I \le \log N` always: the estimate saturates at
     :math:`\log N` (4.16 nats for a batch of 64) however much information z carries, so
     compare values at equal N only. For k well-separated, equally likely clusters it gives
-    :math:`\log k`. With one sample per row it is noisy and can be negative: for a
-    collapsed posterior it scatters around 0 with a standard deviation of about 0.01-0.03
-    nats over keys at N = 512, d = 8 (measured; ``docs/guide/collapse.md``). It costs
-    :math:`O(N^2 d)` time and memory.
+    :math:`\log k`. With one sample per row it is noisy and can be negative. Measured over
+    100 keys, d = 8, N = 64 or 512: for a collapsed posterior (means and log-variances
+    scattered 0.01 around 0, KL 0.0006 nats) the mean is 0.001-0.002 nats and the standard
+    deviation 0.008; at KL 0.015 nats (scatter 0.05) the mean is 0.02 and the standard
+    deviation 0.04, skewed right (single draws up to 0.4). It costs :math:`O(N^2 d)` time
+    and memory.
 
     Args:
       mu: posterior means, shape ``[N, latent]``: a JAX, NumPy or torch array.
