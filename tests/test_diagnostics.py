@@ -611,3 +611,34 @@ def test_pickle_round_trip_continues_identically():
 
 def test_repr_names_the_state():
     assert "collapsed=False" in repr(CollapseMonitor())
+
+
+# ---------------------------------------------------------------- the benchmark
+
+
+@pytest.mark.slow
+def test_collapse_metrics_benchmark_runs_in_tiny_mode(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(root / "benchmarks" / "run.py"),
+            "--tiny",
+            "--only",
+            "collapse_metrics",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    row = json.loads(out.read_text())["results"]["collapse_metrics"]
+    assert row["ratio"] > 0 and row["target"] == "<= 1.05"
+    assert row["us_per_step"] > 0 and row["baseline_us_per_step"] > 0

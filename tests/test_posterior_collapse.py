@@ -214,3 +214,18 @@ def test_quick_collapse_step_agrees_with_the_recorded_monitor_curves(quick_run):
                 expected = step
                 break
         assert r["collapse_step"] == expected, (r["schedule"], r["collapse_step"], expected)
+
+
+def test_monitor_figure_draws_the_flagged_run(quick_run, tmp_path):
+    _, _, out = quick_run
+    spec = importlib.util.spec_from_file_location(
+        "monitor_figure", SCRIPT.parent / "collapse_experiment" / "monitor_figure.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    png = tmp_path / "figure.png"
+    with contextlib.redirect_stdout(io.StringIO()):
+        module.main([str(out / "results.json"), "--schedule", "constant", "--out", str(png)])
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(SystemExit):
+        module.main([str(out / "results.json"), "--schedule", "monotonic"])  # not in --quick
