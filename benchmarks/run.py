@@ -46,6 +46,7 @@ BENCHMARKS = (
     "vae_loss",
     "keras_callback",
     "lightning_step",
+    "collapse_metrics",
 )
 
 

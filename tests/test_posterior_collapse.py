@@ -38,8 +38,11 @@ RUN_KEYS = {
     "probe_accuracy",
     "kl_change_last_quarter",
     "elbo_change_last_quarter",
+    "collapse_step",
+    "collapse_warning",
     "curve",
 }
+MONITOR_CURVES = ("heldout_kl", "heldout_active_units", "heldout_mutual_info")
 
 
 def load():
@@ -92,7 +95,8 @@ def test_quick_no_memorisation(quick_run):
 def test_quick_json_layout_png_and_progress_log(quick_run):
     _, output, out = quick_run
     saved = json.loads((out / "results.json").read_text())
-    assert set(saved) == {"config", "runs"}
+    assert set(saved) == {"config", "timing", "runs"}
+    assert saved["timing"]["wall_seconds"] > 0 and saved["timing"]["processes"] >= 1
     config = saved["config"]
     assert config["seeds"] == [0] and list(config["datasets"]) == ["topics"]
     assert config["datasets"]["topics"]["steps"] == 1500
@@ -106,6 +110,8 @@ def test_quick_json_layout_png_and_progress_log(quick_run):
         assert r["nll_iw"] <= -r["elbo"] + 0.05  # the IW bound is the tighter one
         assert 0 <= r["probe_accuracy"] <= 1
         assert r["curve"]["step"][-1] == 1500
+        for name in MONITOR_CURVES:
+            assert len(r["curve"][name]) == len(r["curve"]["step"])
     assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
     assert "\r" not in output  # not a terminal: plain lines a log file can show
     assert 5 <= sum("step" in line for line in output.splitlines()) <= 15
@@ -174,3 +180,52 @@ def test_bad_command_line(capsys):
     assert "unknown" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         module.main(["--seeds", "1,x"])
+
+
+def test_quick_monitor_flags_constant_beta_only(quick_run):
+    result, output, _ = quick_run
+    runs = {r["schedule"]: r for r in result["runs"]}
+    flagged = runs["constant"]
+    assert flagged["collapse_step"] is not None, flagged["curve"]["heldout_kl"]
+    assert f"posterior collapse at step {flagged['collapse_step']}" in flagged["collapse_warning"]
+    assert f"constant: posterior collapse at step {flagged['collapse_step']}" in output
+    for name in ("pi", "free-bits"):
+        assert runs[name]["collapse_step"] is None and runs[name]["collapse_warning"] is None
+    table = [line for line in output.splitlines() if line.startswith("| topics |")]
+    assert table[0].endswith(f"| 1/1 ({flagged['collapse_step']}) |"), table[0]
+    assert all(line.endswith("| 0/1 |") for line in table[1:]), table
+
+
+def test_quick_collapse_step_agrees_with_the_recorded_monitor_curves(quick_run):
+    """Independent check of the monitor's verdict from the curves it reported: the flag is
+    the first point ending 10 logged points in a row with held-out KL < 0.05 and no active
+    unit (the default CollapseConfig); runs never flagged have no such stretch."""
+    result, _, _ = quick_run
+    for r in result["runs"]:
+        curve = r["curve"]
+        unused = [
+            kl < 0.05 and au == 0
+            for kl, au in zip(curve["heldout_kl"], curve["heldout_active_units"], strict=True)
+        ]
+        expected, run = None, 0
+        for step, is_unused in zip(curve["step"], unused, strict=True):
+            run = run + 1 if is_unused else 0
+            if run == 10:
+                expected = step
+                break
+        assert r["collapse_step"] == expected, (r["schedule"], r["collapse_step"], expected)
+
+
+def test_monitor_figure_draws_the_flagged_run(quick_run, tmp_path):
+    _, _, out = quick_run
+    spec = importlib.util.spec_from_file_location(
+        "monitor_figure", SCRIPT.parent / "collapse_experiment" / "monitor_figure.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    png = tmp_path / "figure.png"
+    with contextlib.redirect_stdout(io.StringIO()):
+        module.main([str(out / "results.json"), "--schedule", "constant", "--out", str(png)])
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(SystemExit):
+        module.main([str(out / "results.json"), "--schedule", "monotonic"])  # not in --quick

@@ -257,11 +257,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         with ProcessPoolExecutor(workers, context, initializer=_single_threaded) as pool:
             futures = [pool.submit(run_job, *job, config, str(out), True) for job in jobs]
             runs = [run for future in futures for run in future.result()]
+    wall_seconds = time.perf_counter() - started
     print(
         f"\nHeld-out metrics (nats per sequence), mean ± std over seeds; "
-        f"{time.perf_counter() - started:.0f} s in all:\n" + summary_table(runs)
+        f"{wall_seconds:.0f} s in all:\n" + summary_table(runs)
     )
-    result = {"config": config, "runs": runs}
+    timing = {  # how long the command took, and how busy the machine was at the end
+        "wall_seconds": round(wall_seconds, 1),
+        "processes": workers,
+        "cpu_count": os.cpu_count(),
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+    }
+    result = {"config": config, "timing": timing, "runs": runs}
     (out / "results.json").write_text(json.dumps(result, indent=1))
     plot_curves(runs, out / "curves.png", SCHEDULES)
     figures = ["curves.png", *(["digits.png"] if "digits" in args.datasets else [])]

@@ -13,8 +13,9 @@ With q(z|x) = N(mu(x), diag sigma^2(x)) and p(z) = N(0, I):
   with Var_x(E_q[z_j|x]) > 0.01.
 - ``mutual_info``: I_q(x; z) = E_x E_{q(z|x)}[log q(z|x) - log q(z)], with one z_i ~ q(z|x_i)
   per evaluation sequence and q(z) the aggregate posterior over the N evaluation sequences,
-  q(z) = (1/N) sum_j q(z|x_j). It is at most log N, and at most the entropy of whatever z
-  encodes (log 8 nats for 8 equiprobable topics, if z encoded the topic only).
+  q(z) = (1/N) sum_j q(z|x_j) (:func:`kl_schedules.diagnostics.mutual_information`). It is
+  at most log N, and at most the entropy of whatever z encodes (log 8 nats for 8
+  equiprobable topics, if z encoded the topic only).
 - ``probe_accuracy``: a multinomial logistic regression (scikit-learn's, L2, C = 1) trained
   to predict the label from one *sampled* z ~ q(z|x) per training sequence, scored on one
   sampled z per held-out sequence; chance is 1 / classes. A probe on mu would read the label
@@ -31,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from kl_schedules.control import active_units, gaussian_kl
+from kl_schedules.diagnostics import mutual_information
 
 from .model import SequenceVAE
 
@@ -56,31 +58,6 @@ def _draws(model: SequenceVAE, chunk: int, params, tokens, key):
     # log N(z; 0, I) - log N(z; mu, sigma^2): the 2 pi terms cancel
     log_ratio = -0.5 * (z**2 - eps**2 - logvar).sum(-1)
     return log_lik.reshape(chunk, -1), log_ratio
-
-
-@functools.partial(jax.jit, static_argnums=(2,))
-def mutual_information(mu, logvar, block: int, key):
-    """The aggregate-posterior estimate of I(x; z) (module docstring), ``block`` rows of
-    the N x N matrix log q(z_i | x_j) at a time."""
-    n = mu.shape[0]
-    std = jnp.exp(0.5 * logvar)
-    z = mu + std * jax.random.normal(key, mu.shape)
-
-    def rows(z_rows):  # log q(z_i | x_j) for the block's i and every j
-        return -0.5 * (
-            ((z_rows[:, None, :] - mu[None]) / std[None]) ** 2
-            + logvar[None]
-            + math.log(2 * math.pi)
-        ).sum(-1)
-
-    def block_terms(start):
-        z_rows = jax.lax.dynamic_slice_in_dim(z, start, block)
-        log_density = rows(z_rows)
-        own = jnp.take_along_axis(log_density, (start + jnp.arange(block))[:, None], 1)[:, 0]
-        return own - (jax.nn.logsumexp(log_density, axis=1) - math.log(n))
-
-    terms = jax.lax.map(block_terms, jnp.arange(0, n, block))
-    return terms.mean()
 
 
 def probe_accuracy(z_train, y_train, z_test, y_test) -> float:
@@ -113,7 +90,7 @@ def evaluate(model: SequenceVAE, params, data, key, config: dict) -> dict:
     recon = -log_lik[:samples].mean()  # the same S-sample estimator as train_recon
     kl = gaussian_kl(mu, logvar).mean()
     nll_iw = -(jax.nn.logsumexp(log_lik + log_ratio, axis=0) - math.log(iw)).mean()
-    mi = mutual_information(mu, logvar, _block(len(test)), k_mi)
+    mi = _mutual_information(mu, logvar, key=k_mi)
 
     def sample_z(key, mu, logvar):
         return np.asarray(mu + jnp.exp(0.5 * logvar) * jax.random.normal(key, mu.shape))
@@ -144,6 +121,4 @@ def _encode(model: SequenceVAE, params, tokens):
     return model.apply({"params": params}, tokens, method=SequenceVAE.encode)
 
 
-def _block(n: int) -> int:
-    """The largest divisor of ``n`` up to 256 (rows of the MI matrix per block)."""
-    return max(b for b in range(1, min(n, 256) + 1) if n % b == 0)
+_mutual_information = jax.jit(mutual_information)

@@ -24,9 +24,21 @@ COLUMNS = (  # (run key, header, decimals)
 )
 
 
+def collapse_cell(group: list[dict]) -> str:
+    """Whether and when the collapse monitor fired, over the seeds of one arm: e.g.
+    ``"3/3 (1400, 1600, 1200)"`` (steps, in seed order; ``-`` for a seed it never flagged)
+    or ``"0/3"``."""
+    steps = [r.get("collapse_step") for r in group]
+    fired = sum(s is not None for s in steps)
+    if not fired:
+        return f"0/{len(steps)}"
+    return f"{fired}/{len(steps)} (" + ", ".join("-" if s is None else str(s) for s in steps) + ")"
+
+
 def summary_table(runs: list[dict]) -> str:
-    """Markdown table: mean ± std over seeds (sample std) per data set and arm."""
-    header = ["data", "arm", "seeds", *(title for _, title, _ in COLUMNS)]
+    """Markdown table: mean ± std over seeds (sample std) per data set and arm, and the
+    collapse monitor's verdict (:func:`collapse_cell`)."""
+    header = ["data", "arm", "seeds", *(title for _, title, _ in COLUMNS), "collapse flagged at"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for dataset, schedule in dict.fromkeys((r["dataset"], r["schedule"]) for r in runs):
         group = [r for r in runs if (r["dataset"], r["schedule"]) == (dataset, schedule)]
@@ -35,6 +47,7 @@ def summary_table(runs: list[dict]) -> str:
             values = np.array([r[key] for r in group], dtype=float)
             std = values.std(ddof=1) if len(values) > 1 else 0.0
             cells.append(f"{values.mean():.{decimals}f} ± {std:.{decimals}f}")
+        cells.append(collapse_cell(group))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

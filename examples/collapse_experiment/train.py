@@ -6,6 +6,10 @@ weighting differs. Arm ``a``'s beta is the library's schedule of the traced inte
 for the ``pi`` arm, the beta of a :func:`kl_schedules.control.pi_controller` state carried in
 the scan and updated from the batch KL after each step. The ``free-bits`` arm keeps beta = 1
 on the library's :func:`~kl_schedules.control.free_bits` KL term.
+
+Every arm is watched by a :class:`kl_schedules.diagnostics.CollapseMonitor` (default
+settings), fed the posterior of the held-out monitoring sequences at each logged point; each
+run records the step at which it first flagged collapse (``collapse_step``, or None).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import functools
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable
 
 import jax
@@ -23,6 +28,7 @@ import optax
 
 from kl_schedules import constant_schedule, cyclical_schedule, monotonic_schedule
 from kl_schedules.control import free_bits, gaussian_kl, kl_per_dimension, pi_controller
+from kl_schedules.diagnostics import CollapseMonitor, PosteriorCollapseWarning
 
 from .data import Dataset
 from .metrics import evaluate
@@ -56,8 +62,9 @@ def make_trainer(
     """``(run_chunk, tx, pi_state, length)``: ``run_chunk(params, opt_state, pi_state, step,
     key, data, monitor)`` runs ``length`` train steps of every arm (steps at or past
     ``steps`` are skipped, so a run trains exactly ``steps``) and returns the new carry, the
-    mean ``(beta, kl, recon)`` of each arm over the steps it ran, and each arm's ELBO on the
-    held-out ``monitor`` sequences (one fixed sample of z). ``arms_json`` and ``config_json``
+    mean ``(beta, kl, recon)`` of each arm over the steps it ran, each arm's ELBO on the
+    held-out ``monitor`` sequences (one fixed sample of z) and their posterior parameters
+    ``(mu, logvar)``, shape ``[arms, sequences, latent]``. ``arms_json`` and ``config_json``
     are the arms' and the data set's settings, as JSON (hashable)."""
     arms, config = json.loads(arms_json), json.loads(config_json)
     tx = optax.adam(config["learning_rate"])
@@ -104,7 +111,7 @@ def make_trainer(
 
     def monitor_elbo(params, tokens):
         log_lik, mu, logvar = model.apply({"params": params}, tokens, jax.random.key(0))
-        return (log_lik - gaussian_kl(mu, logvar)).mean()
+        return (log_lik - gaussian_kl(mu, logvar)).mean(), mu, logvar
 
     @jax.jit
     def run_chunk(params, opt_state, pi_state, step, key, data, monitor):
@@ -118,14 +125,20 @@ def make_trainer(
             maybe_step, (params, opt_state, pi_state, step, key), None, length=chunk_length
         )
         weights = ran / jnp.maximum(ran.sum(), 1)
-        heldout_elbo = jax.vmap(monitor_elbo, in_axes=(0, None))(carry[0], monitor)
-        return carry, jnp.einsum("s,sam->am", weights, trace), heldout_elbo
+        heldout_elbo, mu, logvar = jax.vmap(monitor_elbo, in_axes=(0, None))(carry[0], monitor)
+        return carry, jnp.einsum("s,sam->am", weights, trace), heldout_elbo, mu, logvar
 
     init_pi = jax.vmap(lambda _: controller.init())(arm_ids)
     return run_chunk, tx, init_pi, chunk_length
 
 
 LOG_POINTS = 80  # points on each training curve
+# The monitor's metrics (held-out monitoring sequences) and their names in each curve.
+MONITOR_FIELDS = {
+    "kl": "heldout_kl",
+    "active_units": "heldout_active_units",
+    "mutual_information": "heldout_mutual_info",
+}
 
 
 def train_arms(
@@ -155,17 +168,33 @@ def train_arms(
     params = jax.tree.map(lambda p: jnp.stack([p] * len(names)), params)
     opt_state, step, tokens = jax.vmap(tx.init)(params), jnp.int32(0), jnp.asarray(data.train)
     monitor = jnp.asarray(data.test[: config["eval"]["monitor_size"]])
-    curves = [{"step": [], "beta": [], "kl": [], "recon": [], "heldout_elbo": []} for _ in names]
+    fields = ("step", "beta", "kl", "recon", "heldout_elbo", *MONITOR_FIELDS.values())
+    curves: list[dict[str, list]] = [{name: [] for name in fields} for _ in names]
+    monitors = [CollapseMonitor() for _ in names]
+    collapse_messages: list[str | None] = [None] * len(names)
+    monitor_seconds = 0.0
     started = time.perf_counter()
     for done in range(chunk, steps + chunk, chunk):
         done = min(done, steps)
-        (params, opt_state, pi_state, step, key), means, heldout = run_chunk(
+        (params, opt_state, pi_state, step, key), means, heldout, mu, logvar = run_chunk(
             params, opt_state, pi_state, step, key, tokens, monitor
         )
         rows = zip(np.asarray(means).tolist(), np.asarray(heldout).tolist(), strict=True)
         for curve, ((beta, kl, recon), elbo) in zip(curves, rows, strict=True):
-            for name, value in zip(curve, (done, beta, kl, recon, elbo), strict=True):
+            for name, value in zip(fields, (done, beta, kl, recon, elbo), strict=False):
                 curve[name].append(round(value, 4))
+        monitor_started = time.perf_counter()
+        mu, logvar = np.asarray(mu), np.asarray(logvar)
+        for arm, (curve, arm_monitor) in enumerate(zip(curves, monitors, strict=True)):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", PosteriorCollapseWarning)
+                metrics = arm_monitor.update(mu[arm], logvar[arm], step=done)
+            for name, field in MONITOR_FIELDS.items():
+                curve[field].append(round(metrics[name], 4))
+            for warning in caught:
+                collapse_messages[arm] = str(warning.message)
+                log(f"  {dataset} seed {seed}  {names[arm]}: {warning.message}", done / steps)
+        monitor_seconds += time.perf_counter() - monitor_started
         status = "  ".join(f"{n} {c['kl'][-1]:.2f}" for n, c in zip(names, curves, strict=True))
         elapsed = time.perf_counter() - started
         log(
@@ -188,7 +217,10 @@ def train_arms(
                 "steps_trained": int(step),
                 **metrics,
                 **last_quarter_changes(curves[arm], steps),
+                "collapse_step": monitors[arm].collapse_step,
+                "collapse_warning": collapse_messages[arm],
                 "train_seconds_all_arms": train_seconds,
+                "monitor_seconds_all_arms": monitor_seconds,
                 "eval_seconds": time.perf_counter() - started,
                 "curve": curves[arm],
             }
