@@ -89,13 +89,22 @@ def _collapse_cell(group: list[dict[str, Any]]) -> str:
     return f"{len(flagged)} of {len(steps)}, {where}"
 
 
-def results_table(results: dict[str, Any], dataset: str, *, kl_change: bool = False) -> str:
+def results_table(
+    results: dict[str, Any], dataset: str, *, kl_change: bool = False, part: str = "all"
+) -> str:
     """Mean ± std over seeds, one row per arm; a column for the collapse monitor's verdict
-    when the runs record ``collapse_step``."""
+    when the runs record ``collapse_step``. ``part="use"``: only the latent-use columns
+    (KL, MI, AU, probe); ``part="fit"``: only the fit columns (recon, ELBO, NLL)."""
     config = results["config"]["datasets"][dataset]
     columns = [*COLUMNS, KL_CHANGE] if kl_change else list(COLUMNS)
+    if part == "use":
+        columns = columns[:4]
+    elif part == "fit":
+        columns = columns[4:]
     groups = _groups(results, dataset)
-    monitored = all("collapse_step" in run for group in groups.values() for run in group)
+    monitored = part != "fit" and all(
+        "collapse_step" in run for group in groups.values() for run in group
+    )
     fill = {"latent": config["model"]["latent"], "chance": _chance(results, dataset)}
     header = ["arm", *(title.format(**fill) for _, title, _ in columns)]
     if monitored:
@@ -170,11 +179,14 @@ def write_generated(out: Path = DOCS / "_generated") -> None:
     topics, digits, default = load("topics"), load("digits"), load("default")
     files = {
         "headline.md": headline_table(topics, digits),
-        "topics_table.md": results_table(topics, "topics"),
+        "topics_use_table.md": results_table(topics, "topics", part="use"),
+        "topics_fit_table.md": results_table(topics, "topics", part="fit"),
         "topics_facts.md": run_facts(topics, "topics"),
-        "default_table.md": results_table(default, "topics", kl_change=True),
+        "default_use_table.md": results_table(default, "topics", part="use"),
+        "default_fit_table.md": results_table(default, "topics", kl_change=True, part="fit"),
         "default_facts.md": run_facts(default, "topics"),
-        "digits_table.md": results_table(digits, "digits"),
+        "digits_use_table.md": results_table(digits, "digits", part="use"),
+        "digits_fit_table.md": results_table(digits, "digits", part="fit"),
         "digits_facts.md": run_facts(digits, "digits"),
         "benchmarks.md": benchmark_tables(),
     }
