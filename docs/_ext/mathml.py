@@ -29,10 +29,25 @@ def _visit_inline(self: HTML5Translator, node: nodes.math) -> None:
     raise nodes.SkipNode
 
 
+def _equations(latex: str, nowrap: bool) -> list[str]:
+    """The equations of a display block, as Sphinx reads them: parts separated by blank
+    lines, a part with line breaks (``\\\\``) aligned at its ``&`` marks."""
+    if nowrap:
+        return [latex]
+    parts = [part.strip() for part in latex.split("\n\n") if part.strip()]
+    return [
+        f"\\begin{{split}}{part}\\end{{split}}" if "\\\\" in part or "&" in part else part
+        for part in parts
+    ]
+
+
 def _visit_block(self: HTML5Translator, node: nodes.math_block) -> None:
     number = f'<span class="eqno">({node["number"]})</span>' if node.get("number") else ""
     self.body.append(self.starttag(node, "div", CLASS="math notranslate mathml-block"))
-    self.body.append(number + _convert(node.astext(), "block") + "</div>\n")
+    rendered = "".join(
+        _convert(part, "block") for part in _equations(node.astext(), node.get("nowrap", False))
+    )
+    self.body.append(number + rendered + "</div>\n")
     raise nodes.SkipNode
 
 
