@@ -152,10 +152,11 @@ def run_facts(results: dict[str, Any], dataset: str) -> str:
     steps = sorted({run["steps_trained"] for run in runs})
     per_seed = sorted({round(run["train_seconds_all_arms"]) for run in runs})
     arms = len({run["schedule"] for run in runs})
+    took = f"{per_seed[0]}" if per_seed[0] == per_seed[-1] else f"{per_seed[0]}-{per_seed[-1]}"
     return (
         f"Seeds {seeds}; {', '.join(map(str, steps))} steps. Training all {arms} arms of one "
-        f"seed (one process, one jitted scan) took {per_seed[0]}-{per_seed[-1]} s, as recorded "
-        "in the results file (2 shared CPU cores, other jobs running)."
+        f"seed (one process, one jitted scan) took {took} s, as recorded in the results file "
+        "(2 CPU cores of a shared virtual machine)."
     )
 
 

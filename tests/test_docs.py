@@ -155,3 +155,64 @@ def test_evidence_tables_are_generated_from_the_results(site):
     assert "cyclical (M=4, R=0.5, cosine)" in page
     benchmarks = (site / "benchmarks.html").read_text()
     assert "train_step_overhead/cyclical" in benchmarks
+
+
+def _docs_module(name: str):
+    sys.path.insert(0, str(ROOT / "docs"))
+    sys.path.insert(0, str(ROOT / "docs" / "_ext"))
+    try:
+        return __import__(name)
+    finally:
+        del sys.path[:2]
+
+
+def test_display_maths_is_split_and_aligned_as_sphinx_does():
+    pytest.importorskip("sphinx")
+    mathml = _docs_module("mathml")
+    text = "p &= 1 \\\\\nq &= 2\n\nr = 3"
+    assert mathml._equations(text, nowrap=False) == [
+        "\\begin{split}p &= 1 \\\\\nq &= 2\\end{split}",
+        "r = 3",
+    ]
+    assert mathml._equations(text, nowrap=True) == [text]
+    pytest.importorskip("latex2mathml")
+    rendered = mathml._convert(mathml._equations(text, nowrap=False)[0], "block")
+    assert rendered.count("<mtr") == 2 and "&amp;" not in rendered and "<mi>&" not in rendered
+    with pytest.raises(Exception, match="cannot render"):
+        mathml._convert("\\frac{1}{", "inline")
+
+
+def _run(dataset, schedule, seed, **values):
+    base = {"kl": 1.0, "mutual_info": 1.0, "active_units": 4, "probe_accuracy": 0.5}
+    base |= {"train_recon": 30.0, "recon": 31.0, "elbo": -32.0, "nll_iw": 31.5}
+    base |= {"kl_change_last_quarter": 0.0, "steps_trained": 100, "train_seconds_all_arms": 9.6}
+    return {"dataset": dataset, "schedule": schedule, "seed": seed, **base, **values}
+
+
+def test_evidence_tables_compute_mean_and_sample_std_per_arm():
+    evidence = _docs_module("_evidence")
+    config = {
+        "arms": {"constant": {"beta": 1.0}, "pi": {"target": 2.0, "k_p": 0.01, "k_i": 0.001}},
+        "datasets": {"topics": {"data": {"topics": 4}, "model": {"latent": 8}}},
+    }
+    runs = [
+        _run("topics", "constant", 0, kl=0.0),
+        _run("topics", "constant", 1, kl=0.2),
+        _run("topics", "pi", 0, kl=2.0, probe_accuracy=0.75),
+        _run("topics", "pi", 1, kl=3.0, probe_accuracy=0.85),
+    ]
+    table = evidence.results_table({"config": config, "runs": runs}, "topics", part="use")
+    lines = table.splitlines()
+    assert lines[0] == "| arm | KL | MI | AU (of 8) | probe acc. (chance 0.25) |"
+    # sample standard deviation: 0.1 * sqrt(2) = 0.14; 0.5 * sqrt(2) = 0.71
+    assert lines[2] == "| constant beta = 1 | 0.10 ± 0.14 | 1.00 ± 0.00 | 4.0 ± 0.0 | 0.50 ± 0.00 |"
+    assert lines[3].startswith("| PI control, target 2 nats | 2.50 ± 0.71 |")
+    assert lines[3].endswith("| 0.80 ± 0.07 |")
+    # once the runs record the collapse monitor's verdict, the table shows it
+    for run, step in zip(runs, (120, 340, None, None), strict=True):
+        run["collapse_step"] = step
+    table = evidence.results_table({"config": config, "runs": runs}, "topics", part="use")
+    assert table.splitlines()[2].endswith("| 2 of 2, steps 120-340 |")
+    assert table.splitlines()[3].endswith("| never (0 of 2) |")
+    facts = evidence.run_facts({"config": config, "runs": runs}, "topics")
+    assert "Seeds 0, 1; 100 steps" in facts and "took 10 s" in facts
