@@ -80,8 +80,9 @@ def annealed(fn: Callable[..., Any], sites: Sequence[str]) -> Callable[..., Any]
 
     Returns:
       A function ``(*args, beta, **kwargs) -> fn(*args, **kwargs)``. ``beta`` is a finite
-      real number >= 0: a Python or NumPy number, or a 0-d real tensor (used as it is, so
-      ``annealer.beta`` of a :class:`kl_schedules.Annealer` works in eager and compiled code).
+      real number >= 0: a Python or NumPy number, or a 0-d real tensor, used as it is (so
+      ``annealer.beta`` of a :class:`kl_schedules.Annealer` can be passed, a float, or a
+      0-d tensor inside ``torch.compile``, whose value is then not checked).
 
     Raises:
       TypeError: (when called) ``beta`` is missing or not a real number.
