@@ -39,6 +39,9 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
+# "Attributes:" sections as fields of the class, so that an attribute that is also a
+# documented property (autodoc :members:) is not described twice.
+napoleon_use_ivar = True
 
 # Furo: maintained, built-in offline search, readable code blocks, light and dark modes.
 html_theme = "furo"
