@@ -1,8 +1,10 @@
-"""What the NumPyro and Pyro adapters share: checks of the sites, of fn, and of a run."""
+"""What the NumPyro and Pyro adapters share: checks of the sites, of fn and of a run, and
+the wrapper that runs fn under a site-scaling handler."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from kl_schedules._validation import ArgumentTypeError
@@ -67,3 +69,34 @@ def check_ran(fn: Any, sites: tuple[str, ...], ran: dict[str, None]) -> None:
             f"{name}; the sample sites that ran are {list(ran)}. Name only sites of this model or "
             f"guide (wrap the model and the guide separately, each with its own sites)"
         )
+
+
+def wrap_annealed(
+    fn: Any,
+    sites: Any,
+    *,
+    check_beta: Callable[[Any], Any],
+    handler: Callable[[frozenset[str], Any], Any],
+    example: str,
+) -> Callable[..., Any]:
+    """``fn`` taking a keyword ``beta``, run under ``handler(site_names, beta)``.
+
+    ``handler`` makes the framework's messenger, which records the sample sites that ran in
+    its ``ran`` dict; ``check_beta`` validates beta in the framework's terms; ``example``
+    shows a call with beta in the missing-beta error.
+    """
+    check_fn(fn)
+    ordered = check_sites(sites)
+    names = frozenset(ordered)
+
+    @functools.wraps(fn, updated=())
+    def annealed_fn(*args: Any, **kwargs: Any) -> Any:
+        if "beta" not in kwargs:
+            raise missing_beta(fn, example)
+        scaling = handler(names, check_beta(kwargs.pop("beta")))
+        with scaling:
+            result = fn(*args, **kwargs)
+        check_ran(fn, ordered, scaling.ran)
+        return result
+
+    return annealed_fn

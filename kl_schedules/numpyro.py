@@ -5,7 +5,6 @@ Importing this module imports numpyro; ``import kl_schedules`` does not.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,7 +17,7 @@ except ImportError as error:  # pragma: no cover - exercised where numpyro is ab
 import jax.numpy as jnp
 from numpyro.util import not_jax_tracer
 
-from kl_schedules._ppl import check_fn, check_ran, check_sites, missing_beta
+from kl_schedules._ppl import wrap_annealed
 from kl_schedules._validation import ArgumentTypeError, check_real
 
 __all__ = ["annealed"]
@@ -109,19 +108,10 @@ def annealed(fn: Callable[..., Any], sites: Sequence[str]) -> Callable[..., Any]
       >>> round(float(jax.jit(joint)(0.5, 0.0)), 4)  # beta traced under jit
       -1.8784
     """
-    check_fn(fn)
-    ordered = check_sites(sites)
-    names = frozenset(ordered)
-
-    @functools.wraps(fn, updated=())
-    def annealed_fn(*args: Any, **kwargs: Any) -> Any:
-        if "beta" not in kwargs:
-            raise missing_beta(fn, "svi.update(state, x, beta=beta)")
-        beta = _check_beta(kwargs.pop("beta"))
-        handler = _ScaleSites(names, beta)
-        with handler:
-            result = fn(*args, **kwargs)
-        check_ran(fn, ordered, handler.ran)
-        return result
-
-    return annealed_fn
+    return wrap_annealed(
+        fn,
+        sites,
+        check_beta=_check_beta,
+        handler=_ScaleSites,
+        example="svi.update(state, x, beta=beta)",
+    )

@@ -5,7 +5,6 @@ Importing this module imports pyro (and torch); ``import kl_schedules`` does not
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,7 +17,7 @@ except ImportError as error:  # pragma: no cover - exercised where pyro is absen
         "for the CPU build: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
     ) from error
 
-from kl_schedules._ppl import check_fn, check_ran, check_sites, missing_beta
+from kl_schedules._ppl import wrap_annealed
 from kl_schedules._validation import ArgumentTypeError, check_real
 
 __all__ = ["annealed"]
@@ -102,19 +101,10 @@ def annealed(fn: Callable[..., Any], sites: Sequence[str]) -> Callable[..., Any]
       >>> [round(joint(beta, 0.0).item(), 4) for beta in (0.0, 0.5, torch.tensor(1.0))]
       [-1.4189, -1.8784, -2.3379]
     """
-    check_fn(fn)
-    ordered = check_sites(sites)
-    names = frozenset(ordered)
-
-    @functools.wraps(fn, updated=())
-    def annealed_fn(*args: Any, **kwargs: Any) -> Any:
-        if "beta" not in kwargs:
-            raise missing_beta(fn, "svi.step(x, beta=annealer.beta)")
-        beta = _check_beta(kwargs.pop("beta"))
-        handler = _ScaleSites(names, beta)
-        with handler:
-            result = fn(*args, **kwargs)
-        check_ran(fn, ordered, handler.ran)
-        return result
-
-    return annealed_fn
+    return wrap_annealed(
+        fn,
+        sites,
+        check_beta=_check_beta,
+        handler=_ScaleSites,
+        example="svi.step(x, beta=annealer.beta)",
+    )
