@@ -55,6 +55,9 @@ def worker(mode: str) -> dict[str, Any]:
     from kl_schedules.torch import VAELoss
 
     size, device = SIZES[mode], torch_device()
+    # every case compiles the same code object (loss_fn) about twice, past dynamo's default
+    # limit of 8 compilations per code object
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
     annealer = Annealer(total_steps=1000, shape="cosine", cyclical=True)
     controller = PIController(target_kl=5.0, k_i=1e-3)
     criterion = VAELoss(from_logits=True)
