@@ -373,3 +373,12 @@ def test_replace_builds_a_validated_variant():
     with pytest.raises(ValueError, match="ratio") as raised:
         dataclasses.replace(schedule, ratio=1.5)
     assert raised.value.argument == "ratio"
+
+
+def test_a_value_jax_converts_itself_is_a_jax_step():
+    class Counter:  # like a Keras variable under the JAX backend
+        def __jax_array__(self):
+            return jnp.asarray(7, dtype=jnp.int32)
+
+    for schedule in EVERY_SCHEDULE:
+        assert float(schedule(Counter())) == float(schedule(7))
