@@ -57,6 +57,7 @@ def test_values_annealer_with_toggle(capsys):
     assert [float(r[1]) for r in rows] == pytest.approx(expected, abs=1e-8)
 
 
+@pytest.mark.slow
 def test_plot_writes_png_and_csv(tmp_path):
     pytest.importorskip("matplotlib")
     png = tmp_path / "shapes.png"
@@ -249,6 +250,7 @@ def test_version():
     assert result.returncode == 0 and result.stdout.strip() == f"kl-schedules {__version__}"
 
 
+@pytest.mark.slow
 def test_a_closed_pipe_ends_quietly():
     result = subprocess.run(
         f"{sys.executable} -m kl_schedules values --steps 200000 | head -n 2",

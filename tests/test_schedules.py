@@ -256,6 +256,7 @@ def test_cyclical_periodic_bounded_and_monotone_within_ramp(shape, total, cycles
         assert float(schedule(t + 1)) >= value - ATOL
 
 
+@pytest.mark.slow
 @given(shape_st, st.integers(2, 1000), st.floats(0.05, 1.0), st.lists(step_st, max_size=16))
 def test_jit_equals_eager_and_vmap_equals_loop(shape, period, ratio, steps):
     schedule = cyclical_schedule(period, ratio, shape)
