@@ -153,7 +153,7 @@ def _annealer_family() -> Family:
     del hints["return"]
     return Family(
         settings=hints | {"toggle": dict[int, bool]},
-        defaults={"shape": "linear"},
+        defaults={},  # unset settings are not passed: the Annealer's own defaults apply
         documented_by=Annealer,
         betas=_annealer_betas,
     )

@@ -29,7 +29,8 @@ class ScheduleSummary:
     Attributes:
       num_steps: the run's length in steps (``0 .. num_steps - 1``).
       final_value: the value the schedule settles at (``end``; for a constant, its value;
-        for a schedule that is not ours, beta at the last step of the run).
+        for an ``Annealer``, its weight at ``total_steps``; for a schedule that is not
+        ours, beta at the last step of the run).
       first_step_at_final: the first step of the run at which beta equals ``final_value``
         exactly, or ``None`` if it never does.
       cycles: cycles of a cyclical schedule that fit in the run (fractional; ``None`` if

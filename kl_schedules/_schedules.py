@@ -7,7 +7,8 @@ the schedule's settings. It is a plain callable for optax and JAX (jit, vmap, gr
 
 Steps, one rule per kind of input:
 
-- a JAX integer or float array (traced or not) is used as it is;
+- a JAX integer or float array (traced or not), or a value JAX converts itself (such as a
+  Keras variable under the JAX backend), is used as it is;
 - a Python or NumPy integer of any size is first reduced exactly on the host, in Python or
   64-bit NumPy arithmetic, to an int32 step with the same beta (so ``10**12`` or a uint64
   step never wraps around);
@@ -55,6 +56,8 @@ def checked_step(step: Any) -> Any:
     integer or float array; anything else raises naming ``step`` (see the module notes)."""
     if isinstance(step, int) and not isinstance(step, bool):
         return step
+    if hasattr(step, "__jax_array__"):  # e.g. a Keras variable under the JAX backend
+        step = jnp.asarray(step)
     if isinstance(step, jax.Array):  # traced or not: checked by dtype only
         dtype = step.dtype
         if jnp.issubdtype(dtype, jnp.integer) or jnp.issubdtype(dtype, jnp.floating):

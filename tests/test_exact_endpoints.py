@@ -32,6 +32,7 @@ def test_the_known_case_jit_monotonic_41():
     assert float(jax.jit(schedule)(jnp.int32(41))) == 1.0
 
 
+@pytest.mark.slow
 @given(
     total=st.integers(1, 5000),
     delay=st.integers(0, 100),
@@ -52,6 +53,7 @@ def test_monotonic_end_and_start_are_exact_under_jit(total, delay, extra, shape,
     assert float(schedule(delay + total)) == np.float32(end)  # eager
 
 
+@pytest.mark.slow
 @given(
     period=st.one_of(
         st.integers(2, 3000),
@@ -81,6 +83,7 @@ def test_cyclical_holds_end_and_start_exactly_under_jit(
     assert (got[before & ~after] == np.float32(start)).all()
 
 
+@pytest.mark.slow
 @given(total=st.integers(1, 3000), shape=st.sampled_from(["linear", "cosine"]))
 def test_annealing_reaches_one_exactly_under_jit(total, shape):
     fns = annealing(total, shape, baseline=0.0)

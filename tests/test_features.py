@@ -47,6 +47,7 @@ def reference_cyclical(t, period, ratio, hold, cycles, shape, start=0.0, end=1.0
     return start + (end - start) * float(np_shape(shape, np.array(float((tau - hold) / ratio))))
 
 
+@pytest.mark.slow
 @given(
     period=st.sampled_from([4, 10, 12.5, 1000 / 3, fractions.Fraction(7, 2), 64]),
     ratio=st.sampled_from([0.25, 0.5, 0.75]),
@@ -199,6 +200,7 @@ def test_the_librarys_ramp_functions_stand_for_their_names(name):
 # ---- epochs and steps ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @given(st.integers(0, 10**12), st.integers(1, 1000), st.booleans())
 def test_epochs_on_steps_matches_the_formula(step, per_epoch, hold):
     epochs = monotonic_schedule(20, "cosine")
@@ -218,6 +220,7 @@ def test_steps_on_epochs_and_the_scvi_recipe():
     assert float(scvi_like(50 * 200 + 49)) == 0.5 and float(scvi_like(50 * 400)) == 1.0
 
 
+@pytest.mark.slow
 @given(
     epoch=st.integers(-(2**31), 2**32 - 1),
     per_epoch=st.sampled_from([1, 3, 7, 1000, 2**20, 2**31 - 1]),
@@ -303,6 +306,7 @@ def test_describe_a_foreign_optax_schedule():
 # ---- PI on a moving average of the KL (DynamicVAE) -----------------------------------------
 
 
+@pytest.mark.slow
 @given(
     st.lists(st.one_of(st.floats(0.0, 30.0), st.just(math.nan)), min_size=1, max_size=40),
     st.integers(1, 12),

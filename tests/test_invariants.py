@@ -231,6 +231,7 @@ def test_blocks_near_the_int32_limit_never_wrap():
         schedule_values_from(optax.linear_schedule(0.0, 1.0, 10), first, 4)
 
 
+@pytest.mark.slow
 def test_float_dtype_is_decided_at_call_time():
     schedule = monotonic_schedule(10)
     fns = annealing(10)

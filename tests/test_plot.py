@@ -33,6 +33,7 @@ def test_bad_num_steps():
         plot_schedule(cyclical_schedule(10), 0)
 
 
+@pytest.mark.slow
 def test_clear_error_without_matplotlib():
     code = (
         "import sys; sys.modules['matplotlib'] = None; sys.modules['matplotlib.pyplot'] = None\n"

@@ -256,6 +256,7 @@ def test_cyclical_periodic_bounded_and_monotone_within_ramp(shape, total, cycles
         assert float(schedule(t + 1)) >= value - ATOL
 
 
+@pytest.mark.slow
 @given(shape_st, st.integers(2, 1000), st.floats(0.05, 1.0), st.lists(step_st, max_size=16))
 def test_jit_equals_eager_and_vmap_equals_loop(shape, period, ratio, steps):
     schedule = cyclical_schedule(period, ratio, shape)
@@ -373,3 +374,12 @@ def test_replace_builds_a_validated_variant():
     with pytest.raises(ValueError, match="ratio") as raised:
         dataclasses.replace(schedule, ratio=1.5)
     assert raised.value.argument == "ratio"
+
+
+def test_a_value_jax_converts_itself_is_a_jax_step():
+    class Counter:  # like a Keras variable under the JAX backend
+        def __jax_array__(self):
+            return jnp.asarray(7, dtype=jnp.int32)
+
+    for schedule in EVERY_SCHEDULE:
+        assert float(schedule(Counter())) == float(schedule(7))

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import fractions
 import math
+import pickle
 
 import numpy as np
 import pytest
 
 from kl_schedules import (
     Annealer,
+    ArgumentError,
+    ArgumentTypeError,
     annealing,
     constant_schedule,
     cyclical_schedule,
+    epochs_on_steps,
+    from_dict,
     monotonic_schedule,
+    steps_on_epochs,
 )
 
 BAD_COUNTS = [
@@ -185,3 +191,55 @@ def test_accepted_count_types():
     for value in (np.int64(10), np.int32(10), 10.0, torch.tensor(10)):
         assert Annealer(value).total_steps == 10
         assert float(monotonic_schedule(value)(5)) == pytest.approx(0.5)
+
+
+# ---- errors carry the argument's name as data ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("build", "argument"),
+    [
+        (lambda: constant_schedule("1"), "value"),
+        (lambda: monotonic_schedule(0), "total_steps"),
+        (lambda: monotonic_schedule(10, shape="tanh"), "shape"),
+        (lambda: monotonic_schedule(10, shape=3), "shape"),
+        (lambda: monotonic_schedule(10, start=math.nan), "start"),
+        (lambda: monotonic_schedule(10, end=True), "end"),
+        (lambda: monotonic_schedule(10, delay=-1), "delay"),
+        (lambda: monotonic_schedule(10, steepness=0), "steepness"),
+        (lambda: monotonic_schedule(2**30, delay=2**30), "total_steps"),
+        (lambda: cyclical_schedule(1), "period"),
+        (lambda: cyclical_schedule("10"), "period"),
+        (lambda: cyclical_schedule(1e9 + 0.5), "period"),
+        (lambda: cyclical_schedule(10, ratio=0), "ratio"),
+        (lambda: cyclical_schedule(10, hold_start=0.6), "hold_start"),
+        (lambda: cyclical_schedule(10, num_cycles=0), "num_cycles"),
+        (lambda: cyclical_schedule(10, num_cycles=10**9), "num_cycles"),
+        (lambda: epochs_on_steps(lambda t: t, 10), "schedule"),
+        (lambda: epochs_on_steps(constant_schedule(), 0), "steps_per_epoch"),
+        (lambda: epochs_on_steps(constant_schedule(), 10, hold=1), "hold"),
+        (lambda: steps_on_epochs(constant_schedule(), 1.5), "steps_per_epoch"),
+        (lambda: from_dict({"kind": "cyclical", "period": "a/b"}), "period"),
+        (lambda: from_dict({"kind": "cyclical"}), "period"),
+        (lambda: Annealer(10, baseline=2), "baseline"),
+        (lambda: annealing(10, shape="tanh"), "shape"),
+    ],
+)
+def test_every_bad_argument_is_named_in_the_error_as_data(build, argument):
+    with pytest.raises(ArgumentError) as raised:
+        build()
+    assert raised.value.argument == argument
+    assert isinstance(raised.value, ValueError)
+    copy = pickle.loads(pickle.dumps(raised.value))
+    assert (type(copy), str(copy), copy.argument) == (
+        type(raised.value),
+        str(raised.value),
+        argument,
+    )
+
+
+def test_a_type_error_is_an_argument_error_a_type_error_and_a_value_error():
+    with pytest.raises(ArgumentTypeError) as raised:
+        monotonic_schedule(10, delay="3")
+    assert isinstance(raised.value, (TypeError)) and isinstance(raised.value, ArgumentError)
+    assert raised.value.argument == "delay"

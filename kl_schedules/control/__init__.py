@@ -7,8 +7,10 @@ is written once against a private math namespace and shared with a host class
 step, for PyTorch loops.
 
 The KL helpers (:func:`gaussian_kl`, :func:`kl_per_dimension`, :func:`free_bits`,
-:func:`active_units`, :func:`capacity_objective`) are array-generic: they take JAX, NumPy
-or torch arrays and return the same kind.
+:func:`active_units`, :func:`kl_balance`, :func:`capacity_objective`) are array-generic:
+they take JAX, NumPy or torch arrays and return the same kind, and a 0-d number of any
+kind (a Python or NumPy number, a JAX value such as a schedule's output, a 0-d tensor)
+combines with an array of any kind, the result keeping the array's kind and float dtype.
 
 Modules: ``_kl`` (KL helpers), ``_pi`` (PI control), ``_geco`` (GECO), ``_capacity``.
 """
