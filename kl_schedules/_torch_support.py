@@ -73,7 +73,7 @@ def _never() -> bool:
     return False
 
 
-#: ``torch.compiler.is_compiling`` once torch is imported; before that nothing compiles.
+#: Whether torch.compile's dynamo is tracing the caller (False until torch is imported).
 is_compiling: Callable[[], bool] = _never
 
 
@@ -97,7 +97,9 @@ _OUTSIDE_GRAPH_REASON = (
 
 def _on_torch(torch: ModuleType) -> None:
     global is_compiling
-    is_compiling = torch.compiler.is_compiling
+    # is_dynamo_compiling is ``return False`` (dynamo reads it as True while tracing):
+    # cheaper than is_compiling, and dynamo is what traces the host objects' Python.
+    is_compiling = getattr(torch.compiler, "is_dynamo_compiling", torch.compiler.is_compiling)
 
 
 def _on_dynamo(_: ModuleType) -> None:
