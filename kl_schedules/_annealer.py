@@ -216,7 +216,9 @@ class Annealer(HostObject):
             return
         settings = self._settings
         self._step = step = annealer_step(self._step, settings.total_steps, settings.cyclical)
-        self._set_beta(1.0 if settings.disable else self._weight_at(step))
+        self._beta = beta = 1.0 if settings.disable else self._weight_at(step)
+        if self._mirror.tensor is not None:  # _set_beta, inlined: this is the per-step path
+            self._mirror.write(beta)
 
     def set_cyclical(self, value: bool) -> None:
         """Turns cyclical mode on or off; takes effect at the next ``step()``."""

@@ -126,8 +126,11 @@ class HostObject:
     def _start(self, settings: Settings, beta: float) -> None:
         """Sets the settings, a fresh mirror and beta (for ``__init__``)."""
         self._settings = settings
-        self._mirror = torch_support.TorchBetaMirror()
         self._beta = beta
+        self._mirror = torch_support.TorchBetaMirror(self._read_beta)
+
+    def _read_beta(self) -> float:
+        return self._beta
 
     def _set_beta(self, value: float) -> None:
         self._beta = value

@@ -14,6 +14,7 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
+import weakref
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
@@ -73,7 +74,7 @@ def _never() -> bool:
     return False
 
 
-#: ``torch.compiler.is_compiling`` once torch is imported; before that nothing compiles.
+#: Whether torch.compile's dynamo is tracing the caller (False until torch is imported).
 is_compiling: Callable[[], bool] = _never
 
 
@@ -97,20 +98,33 @@ _OUTSIDE_GRAPH_REASON = (
 
 def _on_torch(torch: ModuleType) -> None:
     global is_compiling
-    is_compiling = torch.compiler.is_compiling
+    # is_dynamo_compiling is ``return False`` (dynamo reads it as True while tracing):
+    # cheaper than is_compiling, and dynamo is what traces the host objects' Python.
+    is_compiling = getattr(torch.compiler, "is_dynamo_compiling", torch.compiler.is_compiling)
+
+
+#: Whether torch's compiler (``torch._dynamo``) is imported: from then on every
+#: :class:`TorchBetaMirror` holds a tensor.
+compiler_imported = False
+# Mirrors made before that, each with a weak reference to its owner's beta reader.
+_MIRRORS_WITHOUT_TENSOR: weakref.WeakKeyDictionary[
+    TorchBetaMirror, weakref.WeakMethod[Callable[[], float]]
+] = weakref.WeakKeyDictionary()
 
 
 def _on_dynamo(_: ModuleType) -> None:
-    global run_outside_graph
+    global run_outside_graph, compiler_imported
+    compiler_imported = True
+    for mirror, weak_reader in list(_MIRRORS_WITHOUT_TENSOR.items()):
+        read_beta = weak_reader()
+        if mirror.tensor is None and read_beta is not None:
+            mirror._make(read_beta())
+    _MIRRORS_WITHOUT_TENSOR.clear()
     torch = sys.modules["torch"]
     try:
         run_outside_graph = torch.compiler.disable(_call, reason=_OUTSIDE_GRAPH_REASON)
     except TypeError:  # torch < 2.8 has no reason argument
         run_outside_graph = torch.compiler.disable(_call)
-
-
-after_import("torch", _on_torch)
-after_import("torch._dynamo", _on_dynamo)
 
 
 def is_tensor(value: Any) -> bool:
@@ -129,14 +143,21 @@ class TorchBetaMirror:
     global object as a constant and guards on its value, so a beta that changes every step
     would recompile every step (past the recompile limit it silently falls back to eager;
     with ``fullgraph=True`` it raises). A 0-d tensor is guarded on its metadata only. So
-    the first time compiled code reads beta, the tensor is made; the host object then
-    :meth:`write` s every new beta into it in place, and compiled code reads it with
-    :meth:`read` or multiplies by it with :meth:`times`. Code that is never compiled never
-    makes the tensor.
+    once ``torch._dynamo`` is imported (``torch.compile`` and Lightning import it), the
+    tensor is made; the host object then :meth:`write` s every new beta into it in place
+    (about 1 us), and compiled code reads it with :meth:`read` or multiplies by it with
+    :meth:`times`. Programs that never import torch's compiler never make it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, read_beta: Callable[[], float]) -> None:
+        """``read_beta``, a bound method of the owner, reads the beta to mirror. The tensor
+        is made as soon as torch's compiler is imported (now, if it is), so compiled code
+        finds it there (no recompile when it appears) and never makes it while tracing."""
         self.tensor: Any = None
+        if compiler_imported:
+            self._make(read_beta())
+        else:
+            _MIRRORS_WITHOUT_TENSOR[self] = weakref.WeakMethod(read_beta)
 
     def _make(self, value: float) -> Any:
         torch = sys.modules["torch"]
@@ -180,3 +201,7 @@ class TorchBetaMirror:
         torch = sys.modules["torch"]
         compute = torch.float64 if tensor.dtype == torch.float64 else torch.float32
         return (tensor * self._tensor(value).to(compute)).to(tensor.dtype)
+
+
+after_import("torch", _on_torch)
+after_import("torch._dynamo", _on_dynamo)
