@@ -14,8 +14,8 @@ from _harness import in_fresh_processes, interleaved, median, paired_ratio
 NAME = "keras_callback"
 BACKENDS = ("jax", "torch")
 SIZES = {
-    "full": {"processes": 3, "steps": 100, "repeats": 15},
-    "quick": {"processes": 2, "steps": 40, "repeats": 7},
+    "full": {"processes": 3, "steps": 50, "repeats": 11},
+    "quick": {"processes": 1, "steps": 20, "repeats": 7},
     "tiny": {"processes": 1, "steps": 2, "repeats": 2},
 }
 BATCH = 128
@@ -52,6 +52,10 @@ def worker(mode: str) -> dict[str, Any]:
     control ``"constant_copy"``), and of one step (``*_one_step``), one sample per kind per
     interleaved round; each model is fitted once before timing (tracing, compiling)."""
     backend = os.environ["KERAS_BACKEND"]
+    if backend == "torch":
+        import torch
+
+        torch.set_num_threads(1)  # several threads on a few shared cores thrash
     import keras
     import numpy as np
 

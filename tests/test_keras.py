@@ -39,7 +39,7 @@ class BetaProbe(keras.Model):
     def call(self, x):
         return self.dense(x)
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, **kwargs):
         record(self.beta.value)
         return self.beta * 2.0 + 0.0 * keras.ops.sum(y_pred)
 
@@ -56,7 +56,7 @@ class OutsideBetaModel(keras.Model):
     def call(self, x):
         return self.dense(x)
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, **kwargs):
         record(outside_beta.value)
         return outside_beta * 2.0 + 0.0 * keras.ops.sum(y_pred)
 
@@ -87,7 +87,7 @@ def fit(model, callback, epochs=2, initial_epoch=0, recompile=True, **compile_kw
         epochs=epochs,
         initial_epoch=initial_epoch,
         verbose=0,
-        callbacks=[callback],
+        callbacks=callback if isinstance(callback, list) else [callback],
         shuffle=False,
     )
 
@@ -235,6 +235,24 @@ def test_a_fit_that_raises_does_not_leave_beta_attached_after_a_later_evaluate()
         model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[callback, Boom()])
     model.evaluate(x, y, batch_size=BATCH, verbose=0, callbacks=[callback])
     assert all(v is not outside_beta for v in model.variables)
+
+
+def test_a_fit_that_raises_leaves_no_schedule_in_later_fits_without_the_callback():
+    class Boom(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 2:
+                raise RuntimeError("boom")
+
+    model = BetaProbe()
+    model.compile(optimizer="sgd")
+    callback = KLAnnealingCallback(model.beta, monotonic_schedule(4))
+    with pytest.raises(RuntimeError, match="boom"):
+        fit(model, [callback, Boom()], epochs=1, recompile=False)
+    SEEN.clear()
+    fit(model, [], epochs=1, recompile=False)  # no annealing: beta stays what it is
+    assert len(SEEN) == 8 and len(set(SEEN)) == 1
+    fit(model, [callback], epochs=2, initial_epoch=1, recompile=False)  # annealing again
+    np.testing.assert_allclose(SEEN[8:], [min(t / 4, 1.0) for t in range(11, 19)], atol=1e-7)
 
 
 def test_run_eagerly_raises_no_false_error():
@@ -448,7 +466,7 @@ class Probe(keras.Model):
     def call(self, x):
         return self.dense(x)
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, **kwargs):
         seen.append(float(keras.ops.convert_to_numpy(beta.value)))
         return beta * 2.0 + 0.0 * keras.ops.sum(y_pred)
 
