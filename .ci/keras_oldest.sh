@@ -23,6 +23,9 @@ fi
 site=$("$env/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 "$base" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' > "$site/zz_test_env.pth"
 "$env/bin/python" -m pip install -q --no-deps "keras==$oldest"
-"$env/bin/python" -c "import keras; assert keras.__version__ == '$oldest', keras.__version__"
+"$env/bin/python" -c "
+from importlib.metadata import version
+from packaging.version import Version
+assert Version(version('keras')) == Version('$oldest'), version('keras')"
 echo "+ keras $oldest: tests/test_keras.py"
 PYTHONPATH=$PWD KERAS_BACKEND=jax "$env/bin/python" -m pytest -q -p no:cacheprovider tests/test_keras.py

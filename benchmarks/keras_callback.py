@@ -15,7 +15,7 @@ NAME = "keras_callback"
 BACKENDS = ("jax", "torch")
 SIZES = {
     "full": {"processes": 3, "steps": 50, "repeats": 11},
-    "quick": {"processes": 1, "steps": 20, "repeats": 7},
+    "quick": {"processes": 2, "steps": 20, "repeats": 9},
     "tiny": {"processes": 1, "steps": 2, "repeats": 2},
 }
 BATCH = 128

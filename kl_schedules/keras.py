@@ -484,7 +484,9 @@ class KLAnnealingCallback(keras.callbacks.Callback):
         if logs is None:
             return
         if self.update == "batch":  # the beta of this batch's (execution's) last step
-            logs["beta"] = self._source.at(self._epoch_first_iteration + batch)
+            steps = self.params.get("steps")  # a short last execution reports a later end
+            last = min(batch, steps - 1) if steps else batch
+            logs["beta"] = self._source.at(self._epoch_first_iteration + last)
         else:
             logs["beta"] = self.last_beta
 

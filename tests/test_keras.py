@@ -72,6 +72,20 @@ def functional_model_with_outside_beta():
     return model, loss
 
 
+class BatchLogs(keras.callbacks.Callback):
+    """A user callback: what ``logs`` holds at each batch end, and the variable's value
+    read the documented way under JAX (``self.model`` first: it syncs Keras's state)."""
+
+    def __init__(self, beta):
+        super().__init__()
+        self.beta, self.logged, self.read = beta, [], []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.logged.append(logs["beta"])
+        self.model  # noqa: B018 - with JAX, attaches the trainer's state to the variables
+        self.read.append(float(keras.ops.convert_to_numpy(self.beta.value)))
+
+
 def data():
     return np.ones((SAMPLES, 2), "float32"), np.ones((SAMPLES, 1), "float32")
 
@@ -169,13 +183,18 @@ def test_warns_once_when_the_schedule_cannot_finish_within_the_fit():
 @pytest.mark.parametrize("steps_per_execution", [1, 3])
 def test_beta_defined_outside_the_model_reaches_the_compiled_step(steps_per_execution):
     model = OutsideBetaModel()
+    user = BatchLogs(outside_beta)
     fit(
         model,
-        KLAnnealingCallback(outside_beta, monotonic_schedule(12)),
+        [KLAnnealingCallback(outside_beta, monotonic_schedule(12)), user],
         jit_compile=True,
         steps_per_execution=steps_per_execution,
     )
     np.testing.assert_allclose(SEEN, [linear(t) for t in range(16)], atol=1e-7)
+    k = steps_per_execution  # logs at each execution's end; the last one is short (8 = 3+3+2)
+    ends = [e + min(s + k - 1, 7) for e in (0, 8) for s in range(0, 8, k)]
+    np.testing.assert_allclose(user.logged, [linear(t) for t in ends], atol=1e-7)
+    np.testing.assert_allclose(user.read, [linear(t) for t in ends], atol=1e-7)
     # only for the duration of fit: the model's variables are unchanged afterwards
     assert all(v is not outside_beta for v in model.variables)
 
@@ -338,20 +357,6 @@ def test_a_plain_python_schedule_runs_on_the_host_every_step(steps_per_execution
     )
     np.testing.assert_allclose(SEEN, [linear(t) for t in range(16)], atol=1e-7)
     assert history.history["beta"] == pytest.approx([linear(7), linear(15)])
-
-
-class BatchLogs(keras.callbacks.Callback):
-    """A user callback: what ``logs`` holds at each batch end, and the variable's value
-    read the documented way under JAX (``self.model`` first: it syncs Keras's state)."""
-
-    def __init__(self, beta):
-        super().__init__()
-        self.beta, self.logged, self.read = beta, [], []
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.logged.append(logs["beta"])
-        self.model  # noqa: B018 - with JAX, attaches the trainer's state to the variables
-        self.read.append(float(keras.ops.convert_to_numpy(self.beta.value)))
 
 
 @pytest.mark.parametrize("inside", [True, False])
