@@ -40,7 +40,7 @@ class VAE(keras.Model):
         z = mu + ops.exp(0.5 * logvar) * keras.random.normal(ops.shape(mu), seed=self.noise)
         return self.decoder(z), mu, logvar
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, **kwargs):
         logits, mu, logvar = y_pred
         recon = ops.sum(ops.binary_crossentropy(x, logits, from_logits=True), axis=-1)
         kl = -0.5 * ops.sum(1.0 + logvar - mu**2 - ops.exp(logvar), axis=-1)

@@ -105,6 +105,25 @@ def set_train_function(model: Any, function: Any) -> None:
     object.__setattr__(model, "train_function", function)
 
 
+_LAST_SCHEDULED = "_kl_schedules_last_scheduled_train_function"
+
+
+def remember_scheduled_function(model: Any, function: Any) -> None:
+    """Keeps ``function`` on ``model`` for the next ``fit`` (see
+    :func:`last_scheduled_function`).
+
+    Internal: an attribute of our own set with ``object.__setattr__``, bypassing Keras's
+    ``Layer.__setattr__``, which would track the value as model state. Keeping it on the
+    model (not in a registry keyed by models) lets it die with the model.
+    """
+    object.__setattr__(model, _LAST_SCHEDULED, function)
+
+
+def last_scheduled_function(model: Any) -> Any:
+    """What :func:`remember_scheduled_function` kept on ``model``, or ``None``."""
+    return vars(model).get(_LAST_SCHEDULED)
+
+
 def nnx_enabled() -> bool:
     """Whether Keras runs on Flax NNX (then it calls ``type(model).train_step``).
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -253,10 +252,29 @@ def _iterations(model: Any) -> int:
     return int(keras.ops.convert_to_numpy(model.optimizer.iterations.value))
 
 
-# model -> the scheduled train function built for it, with what it was built from: a new
-# callback with the same beta and an equal schedule reuses it (no new trace) until the
-# model is compiled again.
-_SCHEDULED: weakref.WeakKeyDictionary[Any, tuple[Any, ...]] = weakref.WeakKeyDictionary()
+class _ScheduledTrainFunction:
+    """The train function a ``fit`` with the callback runs: the scheduled one while that
+    ``fit`` runs (Keras sets ``model.history`` anew for each ``fit``), the model's own
+    otherwise, so a ``fit`` that raised before ``on_train_end`` leaves no schedule behind.
+
+    ``made_from`` says what ``scheduled`` was built from; a later ``fit`` with the same
+    model, beta, optimizer and an equal schedule reuses it rather than tracing again.
+    """
+
+    def __init__(self, model: Any, original: Any, scheduled: Any, made_from: tuple[Any, ...]):
+        self.model, self.original, self.scheduled = model, original, scheduled
+        self.made_from = made_from
+        self.history = model.history
+
+    def reuses(self, made_from: tuple[Any, ...]) -> bool:
+        mine = self.made_from
+        return all(a is b for a, b in zip(mine[:3], made_from[:3], strict=True)) and _same(
+            mine[3], made_from[3]
+        )
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        function = self.scheduled if self.model.history is self.history else self.original
+        return function(*args, **kwargs)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -274,10 +292,18 @@ def _scheduled_jax_step(
 
     def step(state: Any, data: Any) -> Any:
         trainable, non_trainable, optimizer_variables, metrics = state
-        beta_at = next(i for i, v in enumerate(model.non_trainable_variables) if v is beta)
+        beta_at = next((i for i, v in enumerate(model.non_trainable_variables) if v is beta), -1)
+        counter = model.optimizer.iterations
         iteration_at = next(
-            i for i, v in enumerate(model.optimizer.variables) if v is model.optimizer.iterations
+            (i for i, v in enumerate(model.optimizer.variables) if v is counter), -1
         )
+        if beta_at < 0:
+            raise ValueError("KLAnnealingCallback: beta is not among the model's variables")
+        if iteration_at < 0:
+            raise ValueError(
+                f"KLAnnealingCallback: the iteration counter of {type(model.optimizer).__name__} "
+                f"is not among its variables"
+            )
         value = jnp.asarray(schedule(optimizer_variables[iteration_at]))
         non_trainable = list(non_trainable)
         non_trainable[beta_at] = value.astype(non_trainable[beta_at].dtype)
@@ -416,21 +442,20 @@ class KLAnnealingCallback(keras.callbacks.Callback):
             raise ValueError(
                 "KLAnnealingCallback does not support Keras on Flax NNX (KERAS_NNX_ENABLED)"
             )
-        original = model.train_function
-        made_from = (original, self.beta, model.optimizer, self._source.key)
-        cached = _SCHEDULED.get(model)
-        if (
-            cached is not None
-            and all(a is b for a, b in zip(cached[:3], made_from[:3], strict=True))
-            and _same(cached[3], made_from[3])
-        ):
-            function = cached[-1]
+        current = model.train_function
+        if isinstance(current, _ScheduledTrainFunction):  # left by a fit that raised
+            current = current.original
+        made_from = (current, self.beta, model.optimizer, self._source.key)
+        previous = internals.last_scheduled_function(model)
+        if isinstance(previous, _ScheduledTrainFunction) and previous.reuses(made_from):
+            scheduled = previous.scheduled
         else:
             step = _scheduled_jax_step(model, self.beta, model.train_step, self._source.traced())
-            function = internals.build_train_function(model, step)
-            _SCHEDULED[model] = (*made_from, function)
+            scheduled = internals.build_train_function(model, step)
+        function = _ScheduledTrainFunction(model, current, scheduled, made_from)
+        internals.remember_scheduled_function(model, function)
         internals.set_train_function(model, function)
-        self._restore_train_function = original
+        self._restore_train_function = current
         self._compiled = True
 
     # ---- the schedule -------------------------------------------------------------------
@@ -459,7 +484,9 @@ class KLAnnealingCallback(keras.callbacks.Callback):
         if logs is None:
             return
         if self.update == "batch":  # the beta of this batch's (execution's) last step
-            logs["beta"] = self._source.at(self._epoch_first_iteration + batch)
+            steps = self.params.get("steps")  # a short last execution reports a later end
+            last = min(batch, steps - 1) if steps else batch
+            logs["beta"] = self._source.at(self._epoch_first_iteration + last)
         else:
             logs["beta"] = self.last_beta
 

@@ -39,7 +39,7 @@ class BetaProbe(keras.Model):
     def call(self, x):
         return self.dense(x)
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, **kwargs):
         record(self.beta.value)
         return self.beta * 2.0 + 0.0 * keras.ops.sum(y_pred)
 
@@ -56,7 +56,7 @@ class OutsideBetaModel(keras.Model):
     def call(self, x):
         return self.dense(x)
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, **kwargs):
         record(outside_beta.value)
         return outside_beta * 2.0 + 0.0 * keras.ops.sum(y_pred)
 
@@ -70,6 +70,20 @@ def functional_model_with_outside_beta():
         return outside_beta * 2.0 + 0.0 * keras.ops.sum(y_pred)
 
     return model, loss
+
+
+class BatchLogs(keras.callbacks.Callback):
+    """A user callback: what ``logs`` holds at each batch end, and the variable's value
+    read the documented way under JAX (``self.model`` first: it syncs Keras's state)."""
+
+    def __init__(self, beta):
+        super().__init__()
+        self.beta, self.logged, self.read = beta, [], []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.logged.append(logs["beta"])
+        self.model  # noqa: B018 - with JAX, attaches the trainer's state to the variables
+        self.read.append(float(keras.ops.convert_to_numpy(self.beta.value)))
 
 
 def data():
@@ -87,7 +101,7 @@ def fit(model, callback, epochs=2, initial_epoch=0, recompile=True, **compile_kw
         epochs=epochs,
         initial_epoch=initial_epoch,
         verbose=0,
-        callbacks=[callback],
+        callbacks=callback if isinstance(callback, list) else [callback],
         shuffle=False,
     )
 
@@ -169,13 +183,18 @@ def test_warns_once_when_the_schedule_cannot_finish_within_the_fit():
 @pytest.mark.parametrize("steps_per_execution", [1, 3])
 def test_beta_defined_outside_the_model_reaches_the_compiled_step(steps_per_execution):
     model = OutsideBetaModel()
+    user = BatchLogs(outside_beta)
     fit(
         model,
-        KLAnnealingCallback(outside_beta, monotonic_schedule(12)),
+        [KLAnnealingCallback(outside_beta, monotonic_schedule(12)), user],
         jit_compile=True,
         steps_per_execution=steps_per_execution,
     )
     np.testing.assert_allclose(SEEN, [linear(t) for t in range(16)], atol=1e-7)
+    k = steps_per_execution  # logs at each execution's end; the last one is short (8 = 3+3+2)
+    ends = [e + min(s + k - 1, 7) for e in (0, 8) for s in range(0, 8, k)]
+    np.testing.assert_allclose(user.logged, [linear(t) for t in ends], atol=1e-7)
+    np.testing.assert_allclose(user.read, [linear(t) for t in ends], atol=1e-7)
     # only for the duration of fit: the model's variables are unchanged afterwards
     assert all(v is not outside_beta for v in model.variables)
 
@@ -235,6 +254,24 @@ def test_a_fit_that_raises_does_not_leave_beta_attached_after_a_later_evaluate()
         model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[callback, Boom()])
     model.evaluate(x, y, batch_size=BATCH, verbose=0, callbacks=[callback])
     assert all(v is not outside_beta for v in model.variables)
+
+
+def test_a_fit_that_raises_leaves_no_schedule_in_later_fits_without_the_callback():
+    class Boom(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 2:
+                raise RuntimeError("boom")
+
+    model = BetaProbe()
+    model.compile(optimizer="sgd")
+    callback = KLAnnealingCallback(model.beta, monotonic_schedule(4))
+    with pytest.raises(RuntimeError, match="boom"):
+        fit(model, [callback, Boom()], epochs=1, recompile=False)
+    SEEN.clear()
+    fit(model, [], epochs=1, recompile=False)  # no annealing: beta stays what it is
+    assert len(SEEN) == 8 and len(set(SEEN)) == 1
+    fit(model, [callback], epochs=2, initial_epoch=1, recompile=False)  # annealing again
+    np.testing.assert_allclose(SEEN[8:], [min(t / 4, 1.0) for t in range(11, 19)], atol=1e-7)
 
 
 def test_run_eagerly_raises_no_false_error():
@@ -320,20 +357,6 @@ def test_a_plain_python_schedule_runs_on_the_host_every_step(steps_per_execution
     )
     np.testing.assert_allclose(SEEN, [linear(t) for t in range(16)], atol=1e-7)
     assert history.history["beta"] == pytest.approx([linear(7), linear(15)])
-
-
-class BatchLogs(keras.callbacks.Callback):
-    """A user callback: what ``logs`` holds at each batch end, and the variable's value
-    read the documented way under JAX (``self.model`` first: it syncs Keras's state)."""
-
-    def __init__(self, beta):
-        super().__init__()
-        self.beta, self.logged, self.read = beta, [], []
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.logged.append(logs["beta"])
-        self.model  # noqa: B018 - with JAX, attaches the trainer's state to the variables
-        self.read.append(float(keras.ops.convert_to_numpy(self.beta.value)))
 
 
 @pytest.mark.parametrize("inside", [True, False])
@@ -448,7 +471,7 @@ class Probe(keras.Model):
     def call(self, x):
         return self.dense(x)
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, **kwargs):
         seen.append(float(keras.ops.convert_to_numpy(beta.value)))
         return beta * 2.0 + 0.0 * keras.ops.sum(y_pred)
 
