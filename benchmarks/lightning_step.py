@@ -78,7 +78,7 @@ def worker(mode: str) -> dict[str, Any]:
 
     def make(kind: str) -> Any:
         module = VAE()
-        model = torch.compile(module, backend=size["backend"]) if mode != "eager" else module
+        model = torch.compile(module, backend=size["backend"])
 
         def fit() -> float:
             clock = Clock()

@@ -64,7 +64,9 @@ class KLAnnealingCallback(pl.Callback):
     (a registered buffer, say), it is written in place (``fill_``), so a ``torch.compile``\ d
     module never recompiles as beta changes; otherwise a float is set. The module must
     define the attribute (``self.beta = 0.0`` or ``self.register_buffer("beta",
-    torch.tensor(0.0))`` in ``__init__``), so a misspelt name is an error, not a silent no-op.
+    torch.tensor(0.0))`` in ``__init__``), so a misspelt name is an error, not a silent no-op;
+    a module passed to ``fit`` compiled (``torch.compile(module)``) must hold a tensor, as
+    compiled code reads a float attribute as a constant.
     beta is logged under the attribute's name every step (``trainer.callback_metrics`` and
     the loggers, at their ``log_every_n_steps``).
 
@@ -312,6 +314,13 @@ class KLAnnealingCallback(pl.Callback):
             raise ArgumentTypeError(
                 f"KLAnnealingCallback: {self.attribute} must be a float or a tensor, got "
                 f"{type(current).__name__}"
+            )
+        elif getattr(pl_module, "_compiler_ctx", None) is not None:
+            raise ValueError(
+                f"KLAnnealingCallback: {type(pl_module).__name__} was compiled "
+                f"(torch.compile) and its {self.attribute} is a float, which compiled code "
+                f"reads as a constant; hold beta in a buffer instead: "
+                f'self.register_buffer("{self.attribute}", torch.tensor(0.0)) in __init__'
             )
 
     def _warn_if_the_run_is_too_short(self, trainer: pl.Trainer) -> None:

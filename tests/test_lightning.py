@@ -525,6 +525,13 @@ def test_a_compiled_module_with_a_buffer_never_recompiles(tmp_path):
     assert counters["stats"]["unique_graphs"] >= 1  # it did compile
 
 
+def test_a_compiled_module_with_a_float_beta_is_an_error(tmp_path):
+    # measured: the compiled step kept the second beta for every later step
+    run = trainer(tmp_path, [KLAnnealingCallback(monotonic_schedule(6))], max_steps=2)
+    with pytest.raises(ValueError, match="register_buffer"):
+        run.fit(torch.compile(TinyVAE()), loader())
+
+
 # ---- import -----------------------------------------------------------------------------------
 
 
@@ -534,3 +541,23 @@ def test_missing_lightning_names_the_extra(monkeypatch):
     monkeypatch.delitem(sys.modules, "kl_schedules.lightning")
     with pytest.raises(ImportError, match=r"kl_schedules\[lightning\]"):
         import kl_schedules.lightning  # noqa: F401
+
+
+# ---- the example ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_example_resumes_its_warm_up_where_it_was():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "lightning_vae", ROOT / "examples" / "lightning_vae.py"
+    )
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    result = example.main(["--quick"])  # 30 steps, warm-up over 20, resumed at step 15
+    full, resumed = result["full"], result["resumed"]
+    assert [row["step"] for row in full] == list(range(30))
+    assert [row["beta"] for row in full] == [pytest.approx(min(s / 20, 1.0)) for s in range(30)]
+    assert [row["beta"] for row in resumed] == [row["beta"] for row in full[15:]]
+    assert result["same"]
