@@ -207,6 +207,14 @@ class KLAnnealingCallback(pl.Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._check_attribute(pl_module)
+        if self._position is None and self.kind != "schedule" and trainer.ckpt_path:
+            warnings.warn(
+                f"KLAnnealingCallback: resuming from {trainer.ckpt_path}, which holds no state "
+                f"for {self.state_key}; {self.schedule!r} continues from its own state at "
+                f"step {self._now(trainer)}, not from where the checkpointed run was",
+                UserWarning,
+                stacklevel=2,
+            )
         self._follow(trainer)
         if not self._checked:
             self._checked = True

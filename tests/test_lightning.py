@@ -329,6 +329,17 @@ def test_the_checkpoint_holds_plain_data_under_the_state_key(tmp_path):
     json.dumps(state)
 
 
+def test_resuming_from_a_checkpoint_without_the_callbacks_state_warns(tmp_path):
+    run = trainer(tmp_path, [], max_steps=8)
+    run.fit(TinyVAE(), loader())
+    run.save_checkpoint(tmp_path / "c.ckpt")  # trained without the callback
+    callback = KLAnnealingCallback(Annealer(total_steps=4))
+    with pytest.warns(UserWarning, match="holds no state for KLAnnealingCallback"):
+        trainer(tmp_path, [callback], max_steps=12).fit(
+            TinyVAE(), loader(), ckpt_path=tmp_path / "c.ckpt"
+        )
+
+
 RESUME_SCRIPT = """
 import json, sys
 sys.path.insert(0, {tests!r})
