@@ -456,9 +456,9 @@ class StandInMonitor:
         self.calls = 0
         self.fed = []
 
-    def update(self, mu, logvar):
+    def update(self, mu, logvar, step=None):
         self.calls += 1
-        self.fed.append((mu, logvar))
+        self.fed.append((mu, logvar, step))
         kl = float((-0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(-1)).mean())
         return {"kl": kl, "active_units": 2, "mutual_information": 0.25, "kl_per_dim": mu[0]}
 
@@ -474,7 +474,8 @@ def test_a_monitor_is_fed_each_batch_and_its_metrics_are_logged(tmp_path):
     callback = KLAnnealingCallback(monotonic_schedule(10), monitor=monitor)
     module, run = fit(tmp_path, callback, max_steps=3)
     assert monitor.calls == 3
-    mu, logvar = monitor.fed[-1]
+    assert [step for _, _, step in monitor.fed] == [0, 1, 2]  # trainer.global_step
+    mu, logvar, _ = monitor.fed[-1]
     assert mu.shape == (BATCH, LATENT) and not mu.requires_grad and not logvar.requires_grad
     metrics = run.callback_metrics
     assert float(metrics["kl"]) == pytest.approx(module.kls[-1], rel=1e-6)
@@ -510,6 +511,19 @@ def test_a_monitor_without_mu_says_what_is_missing(tmp_path):
     callback = KLAnnealingCallback(monotonic_schedule(10), monitor=StandInMonitor())
     with pytest.raises(KeyError, match="'mu'"):
         fit(tmp_path, callback, NoMu(), max_steps=1)
+
+
+def test_a_monitor_without_a_step_argument_is_fed_mu_and_logvar(tmp_path):
+    class NoStep:
+        def __init__(self):
+            self.shapes = []
+
+        def update(self, mu, logvar):
+            self.shapes.append((tuple(mu.shape), tuple(logvar.shape)))
+
+    monitor = NoStep()
+    fit(tmp_path, KLAnnealingCallback(monotonic_schedule(10), monitor=monitor), max_steps=2)
+    assert monitor.shapes == [((BATCH, LATENT), (BATCH, LATENT))] * 2
 
 
 def test_monitor_true_makes_a_collapse_monitor():
