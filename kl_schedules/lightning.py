@@ -6,6 +6,7 @@ Importing this module imports ``lightning``; ``import kl_schedules`` does not.
 from __future__ import annotations
 
 import importlib
+import inspect
 import math
 import warnings
 from collections.abc import Mapping
@@ -64,7 +65,9 @@ class KLAnnealingCallback(pl.Callback):
     (a registered buffer, say), it is written in place (``fill_``), so a ``torch.compile``\ d
     module never recompiles as beta changes; otherwise a float is set. The module must
     define the attribute (``self.beta = 0.0`` or ``self.register_buffer("beta",
-    torch.tensor(0.0))`` in ``__init__``), so a misspelt name is an error, not a silent no-op.
+    torch.tensor(0.0))`` in ``__init__``), so a misspelt name is an error, not a silent no-op;
+    a module passed to ``fit`` compiled (``torch.compile(module)``) must hold a tensor, as
+    compiled code reads a float attribute as a constant.
     beta is logged under the attribute's name every step (``trainer.callback_metrics`` and
     the loggers, at their ``log_every_n_steps``).
 
@@ -89,7 +92,8 @@ class KLAnnealingCallback(pl.Callback):
     returns a dict of scalar metrics (e.g. :class:`kl_schedules.diagnostics.CollapseMonitor`;
     ``monitor=True`` makes one with its defaults). After every batch it is fed the detached
     ``outputs[mu_key]`` and ``outputs[logvar_key]`` (override :meth:`collapse_inputs` to find
-    them elsewhere) and each metric is logged under its name. A monitor with ``state_dict``
+    them elsewhere), and ``step=trainer.global_step`` if its ``update`` takes a ``step``; each
+    scalar metric it returns is logged under its name. A monitor with ``state_dict``
     and ``load_state_dict`` is checkpointed with the callback.
 
     Args:
@@ -151,10 +155,12 @@ class KLAnnealingCallback(pl.Callback):
         self.schedule = schedule
         self.attribute = attribute
         self.monitor: Any = monitor or None
+        self._monitor_takes_step = _takes_step(self.monitor)
         self.last_beta = math.nan
         self._position: int | None = None  # the step (or epoch) the schedule's state is at
         self._pending = [0.0, 0]  # sum and count of measurements not yet fed to a controller
         self._checked = False
+        self._step_of_batch = 0
         self._block_start = -1
         self._block = np.empty(0)
 
@@ -205,6 +211,14 @@ class KLAnnealingCallback(pl.Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._check_attribute(pl_module)
+        if self._position is None and self.kind != "schedule" and trainer.ckpt_path:
+            warnings.warn(
+                f"KLAnnealingCallback: resuming from {trainer.ckpt_path}, which holds no state "
+                f"for {self.state_key}; {self.schedule!r} continues from its own state at "
+                f"step {self._now(trainer)}, not from where the checkpointed run was",
+                UserWarning,
+                stacklevel=2,
+            )
         self._follow(trainer)
         if not self._checked:
             self._checked = True
@@ -217,6 +231,7 @@ class KLAnnealingCallback(pl.Callback):
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
+        self._step_of_batch = trainer.global_step
         if self.update == "batch":
             self._set(trainer, pl_module)
         pl_module.log(self.attribute, self.last_beta, on_step=True, on_epoch=False)
@@ -240,7 +255,7 @@ class KLAnnealingCallback(pl.Callback):
         if self.monitor is not None:
             inputs = self.collapse_inputs(outputs)
             if inputs is not None:
-                self._monitor(pl_module, *inputs)
+                self._monitor(trainer, pl_module, *inputs)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.update == "epoch" and self.kind == "controller" and self._pending[1]:
@@ -276,8 +291,14 @@ class KLAnnealingCallback(pl.Callback):
             outputs, self.logvar_key, "monitor"
         )
 
-    def _monitor(self, pl_module: pl.LightningModule, mu: Any, logvar: Any) -> None:
-        metrics = self.monitor.update(_detached(mu), _detached(logvar))
+    def _monitor(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, mu: Any, logvar: Any
+    ) -> None:
+        mu, logvar = _detached(mu), _detached(logvar)
+        if self._monitor_takes_step:  # the step of the batch, for the monitor's messages
+            metrics = self.monitor.update(mu, logvar, step=self._step_of_batch)
+        else:
+            metrics = self.monitor.update(mu, logvar)
         if not metrics:
             return
         if not isinstance(metrics, Mapping):
@@ -312,6 +333,13 @@ class KLAnnealingCallback(pl.Callback):
             raise ArgumentTypeError(
                 f"KLAnnealingCallback: {self.attribute} must be a float or a tensor, got "
                 f"{type(current).__name__}"
+            )
+        elif getattr(pl_module, "_compiler_ctx", None) is not None:
+            raise ValueError(
+                f"KLAnnealingCallback: {type(pl_module).__name__} was compiled "
+                f"(torch.compile) and its {self.attribute} is a float, which compiled code "
+                f"reads as a constant; hold beta in a buffer instead: "
+                f'self.register_buffer("{self.attribute}", torch.tensor(0.0)) in __init__'
             )
 
     def _warn_if_the_run_is_too_short(self, trainer: pl.Trainer) -> None:
@@ -411,6 +439,16 @@ def _output(outputs: Any, key: str, who: str) -> Any:
             f"{key!r} (e.g. return {{'loss': loss, {key!r}: ...}}), got {got}"
         )
     return outputs[key]
+
+
+def _takes_step(monitor: Any) -> bool:
+    """Whether ``monitor.update`` accepts a ``step`` keyword (CollapseMonitor's does)."""
+    if monitor is None:
+        return False
+    try:
+        return "step" in inspect.signature(monitor.update).parameters
+    except (TypeError, ValueError):  # no signature (a builtin): do not pass it
+        return False
 
 
 def _detached(value: Any) -> Any:

@@ -329,6 +329,17 @@ def test_the_checkpoint_holds_plain_data_under_the_state_key(tmp_path):
     json.dumps(state)
 
 
+def test_resuming_from_a_checkpoint_without_the_callbacks_state_warns(tmp_path):
+    run = trainer(tmp_path, [], max_steps=8)
+    run.fit(TinyVAE(), loader())
+    run.save_checkpoint(tmp_path / "c.ckpt")  # trained without the callback
+    callback = KLAnnealingCallback(Annealer(total_steps=4))
+    with pytest.warns(UserWarning, match="holds no state for KLAnnealingCallback"):
+        trainer(tmp_path, [callback], max_steps=12).fit(
+            TinyVAE(), loader(), ckpt_path=tmp_path / "c.ckpt"
+        )
+
+
 RESUME_SCRIPT = """
 import json, sys
 sys.path.insert(0, {tests!r})
@@ -445,9 +456,9 @@ class StandInMonitor:
         self.calls = 0
         self.fed = []
 
-    def update(self, mu, logvar):
+    def update(self, mu, logvar, step=None):
         self.calls += 1
-        self.fed.append((mu, logvar))
+        self.fed.append((mu, logvar, step))
         kl = float((-0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(-1)).mean())
         return {"kl": kl, "active_units": 2, "mutual_information": 0.25, "kl_per_dim": mu[0]}
 
@@ -463,7 +474,8 @@ def test_a_monitor_is_fed_each_batch_and_its_metrics_are_logged(tmp_path):
     callback = KLAnnealingCallback(monotonic_schedule(10), monitor=monitor)
     module, run = fit(tmp_path, callback, max_steps=3)
     assert monitor.calls == 3
-    mu, logvar = monitor.fed[-1]
+    assert [step for _, _, step in monitor.fed] == [0, 1, 2]  # trainer.global_step
+    mu, logvar, _ = monitor.fed[-1]
     assert mu.shape == (BATCH, LATENT) and not mu.requires_grad and not logvar.requires_grad
     metrics = run.callback_metrics
     assert float(metrics["kl"]) == pytest.approx(module.kls[-1], rel=1e-6)
@@ -501,6 +513,19 @@ def test_a_monitor_without_mu_says_what_is_missing(tmp_path):
         fit(tmp_path, callback, NoMu(), max_steps=1)
 
 
+def test_a_monitor_without_a_step_argument_is_fed_mu_and_logvar(tmp_path):
+    class NoStep:
+        def __init__(self):
+            self.shapes = []
+
+        def update(self, mu, logvar):
+            self.shapes.append((tuple(mu.shape), tuple(logvar.shape)))
+
+    monitor = NoStep()
+    fit(tmp_path, KLAnnealingCallback(monotonic_schedule(10), monitor=monitor), max_steps=2)
+    assert monitor.shapes == [((BATCH, LATENT), (BATCH, LATENT))] * 2
+
+
 def test_monitor_true_makes_a_collapse_monitor():
     diagnostics = pytest.importorskip("kl_schedules.diagnostics")
     callback = KLAnnealingCallback(monotonic_schedule(10), monitor=True)
@@ -525,6 +550,13 @@ def test_a_compiled_module_with_a_buffer_never_recompiles(tmp_path):
     assert counters["stats"]["unique_graphs"] >= 1  # it did compile
 
 
+def test_a_compiled_module_with_a_float_beta_is_an_error(tmp_path):
+    # measured: the compiled step kept the second beta for every later step
+    run = trainer(tmp_path, [KLAnnealingCallback(monotonic_schedule(6))], max_steps=2)
+    with pytest.raises(ValueError, match="register_buffer"):
+        run.fit(torch.compile(TinyVAE()), loader())
+
+
 # ---- import -----------------------------------------------------------------------------------
 
 
@@ -534,3 +566,23 @@ def test_missing_lightning_names_the_extra(monkeypatch):
     monkeypatch.delitem(sys.modules, "kl_schedules.lightning")
     with pytest.raises(ImportError, match=r"kl_schedules\[lightning\]"):
         import kl_schedules.lightning  # noqa: F401
+
+
+# ---- the example ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_example_resumes_its_warm_up_where_it_was():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "lightning_vae", ROOT / "examples" / "lightning_vae.py"
+    )
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    result = example.main(["--quick"])  # 30 steps, warm-up over 20, resumed at step 15
+    full, resumed = result["full"], result["resumed"]
+    assert [row["step"] for row in full] == list(range(30))
+    assert [row["beta"] for row in full] == [pytest.approx(min(s / 20, 1.0)) for s in range(30)]
+    assert [row["beta"] for row in resumed] == [row["beta"] for row in full[15:]]
+    assert result["same"]
