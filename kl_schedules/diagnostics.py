@@ -428,14 +428,14 @@ class CollapseMonitor:
             )
         step = self._calls if step is None else check_count("step", step, 0, 2**63 - 1)
         finite = np.isfinite(mu_host).all() and np.isfinite(logvar_host).all()
+        if not finite and self.config.nan_policy == "raise":
+            bad = int((~np.isfinite(mu_host)).sum() + (~np.isfinite(logvar_host)).sum())
+            raise ValueError(
+                f"mu/logvar at step {step} hold {bad} NaN or infinite values; the batch "
+                "was not added (use CollapseConfig(nan_policy='skip') to skip such batches)"
+            )
         self._calls += 1
         if not finite:
-            if self.config.nan_policy == "raise":
-                bad = int((~np.isfinite(mu_host)).sum() + (~np.isfinite(logvar_host)).sum())
-                raise ValueError(
-                    f"mu/logvar at step {step} hold {bad} NaN or infinite values; the batch "
-                    "was not added (use CollapseConfig(nan_policy='skip') to skip such batches)"
-                )
             self._skipped += 1
             return dict(self._metrics) if self._metrics else _nan_metrics()
         self._mu.append(mu_host)
