@@ -494,8 +494,8 @@ class CollapseMonitor:
         if self._last_used is not None:
             text += (
                 f"The latent was in use until step {self._last_used_step} (KL "
-                f"{self._last_used['kl']:.3f} nats, {int(self._last_used['active_units'])} "
-                f"active units); unused since step {self._unused_since}."
+                f"{self._last_used['kl']:.3f} nats, {_units(self._last_used['active_units'])}"
+                f"); unused since step {self._unused_since}."
             )
         else:
             text += (
@@ -601,6 +601,10 @@ class CollapseMonitor:
             f"CollapseMonitor({self.config!r}, rows={self.rows}, collapsed={self._collapsed}, "
             f"collapse_step={self._collapse_step})"
         )
+
+
+def _units(count: float) -> str:
+    return f"{int(count)} active unit{'' if int(count) == 1 else 's'}"
 
 
 def _nan_metrics() -> dict[str, float]:
