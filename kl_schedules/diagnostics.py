@@ -428,14 +428,14 @@ class CollapseMonitor:
             )
         step = self._calls if step is None else check_count("step", step, 0, 2**63 - 1)
         finite = np.isfinite(mu_host).all() and np.isfinite(logvar_host).all()
+        if not finite and self.config.nan_policy == "raise":
+            bad = int((~np.isfinite(mu_host)).sum() + (~np.isfinite(logvar_host)).sum())
+            raise ValueError(
+                f"mu/logvar at step {step} hold {bad} NaN or infinite values; the batch "
+                "was not added (use CollapseConfig(nan_policy='skip') to skip such batches)"
+            )
         self._calls += 1
         if not finite:
-            if self.config.nan_policy == "raise":
-                bad = int((~np.isfinite(mu_host)).sum() + (~np.isfinite(logvar_host)).sum())
-                raise ValueError(
-                    f"mu/logvar at step {step} hold {bad} NaN or infinite values; the batch "
-                    "was not added (use CollapseConfig(nan_policy='skip') to skip such batches)"
-                )
             self._skipped += 1
             return dict(self._metrics) if self._metrics else _nan_metrics()
         self._mu.append(mu_host)
@@ -494,8 +494,8 @@ class CollapseMonitor:
         if self._last_used is not None:
             text += (
                 f"The latent was in use until step {self._last_used_step} (KL "
-                f"{self._last_used['kl']:.3f} nats, {int(self._last_used['active_units'])} "
-                f"active units); unused since step {self._unused_since}."
+                f"{self._last_used['kl']:.3f} nats, {_units(self._last_used['active_units'])}"
+                f"); unused since step {self._unused_since}."
             )
         else:
             text += (
@@ -601,6 +601,10 @@ class CollapseMonitor:
             f"CollapseMonitor({self.config!r}, rows={self.rows}, collapsed={self._collapsed}, "
             f"collapse_step={self._collapse_step})"
         )
+
+
+def _units(count: float) -> str:
+    return f"{int(count)} active unit{'' if int(count) == 1 else 's'}"
 
 
 def _nan_metrics() -> dict[str, float]:
