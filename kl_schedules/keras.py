@@ -24,7 +24,7 @@ import numpy as np
 
 from kl_schedules import _keras_internals as internals
 from kl_schedules._annealer import Annealer
-from kl_schedules._annealing import documented_weight
+from kl_schedules._annealing import annealer_weight
 from kl_schedules._backend import JAX_MATH, PY_MATH, float_dtype
 from kl_schedules._describe import _final_value
 from kl_schedules._schedules import schedule_values_from
@@ -200,7 +200,7 @@ class _AnnealerBeta:
         a, first = self.annealer, self._first_iteration
         if a.disable:
             return lambda iteration: jnp.float32(1.0)
-        weight = documented_weight(a.total_steps, a.shape, a.baseline, JAX_MATH)
+        weight = annealer_weight(a.total_steps, a.shape, a.baseline, JAX_MATH)
         step_after = self._step_after
         return lambda iteration: weight(step_after(iteration - first, jnp.minimum, jnp.where))
 
@@ -210,7 +210,7 @@ class _AnnealerBeta:
             return 1.0
         k = iteration - self._first_iteration
         step = self._step_after(k, min, lambda c, x, y: x if c else y)
-        return float(documented_weight(a.total_steps, a.shape, a.baseline, PY_MATH)(step))
+        return float(annealer_weight(a.total_steps, a.shape, a.baseline, PY_MATH)(step))
 
     def end(self, iteration: int) -> None:
         k = iteration - self._first_iteration

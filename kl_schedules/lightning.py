@@ -23,12 +23,9 @@ import numpy as np
 
 from kl_schedules._annealer import Annealer
 from kl_schedules._describe import describe
-from kl_schedules._host import allow_in_weights_only_load
 from kl_schedules._schedules import schedule_values_from
 from kl_schedules._validation import ArgumentTypeError, check_choice, check_measurement
 from kl_schedules.control import GECO, PIController
-
-allow_in_weights_only_load()
 
 __all__ = ["KLAnnealingCallback"]
 
