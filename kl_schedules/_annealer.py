@@ -6,7 +6,7 @@ import dataclasses
 from functools import partial
 from typing import Any
 
-from kl_schedules import _torch_support as torch_support
+import kl_schedules._torch_support as torch_support
 from kl_schedules._annealing import annealer_step, annealer_weight
 from kl_schedules._backend import PY_MATH
 from kl_schedules._host import HostObject, Settings, setting

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any, ClassVar
 
-from kl_schedules import _torch_support as torch_support
+import kl_schedules._torch_support as torch_support
 from kl_schedules._validation import check_keys
 
 

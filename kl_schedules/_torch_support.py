@@ -1,6 +1,6 @@
 """What the host objects (Annealer, PIController, GECO) need from torch, without importing it.
 
-Three things, each used only once torch is there: :func:`after_import` runs code as soon as
+Four things, each used only once torch is there: :func:`after_import` runs code as soon as
 a module (torch, ``torch._dynamo``) finishes importing, whichever of it and kl_schedules the
 user imported first; :func:`is_compiling` tells whether ``torch.compile`` is tracing the
 caller; :class:`TorchBetaMirror` holds a host object's beta as a tensor for compiled code;

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from kl_schedules import _torch_support as torch_support
+import kl_schedules._torch_support as torch_support
 from kl_schedules._backend import JAX_MATH, PY_MATH, MathBackend, float_dtype
 from kl_schedules._host import HostObject, Settings, setting
 from kl_schedules._validation import (
