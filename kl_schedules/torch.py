@@ -7,6 +7,9 @@ rebuilds whole ``Annealer``, ``PIController`` and ``GECO`` objects with its defa
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
+
 try:
     import torch
 except ImportError as error:  # pragma: no cover - exercised where torch is absent
@@ -88,14 +91,16 @@ class VAELoss(nn.Module):
                 f"{tuple(mu.shape)}"
             )
         dtype = _compute_dtype(x, x0, mu, logvar)
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            x, x0, mu, logvar = x.to(dtype), x0.to(dtype), mu.to(dtype), logvar.to(dtype)
+        # autocast is switched off inside (BCE refuses to run under it), but only entered
+        # when on: the context costs more than the loss at small sizes.
+        with _autocast_off(x.device.type):
+            x, x0, mu, logvar = (_as_dtype(t, dtype) for t in (x, x0, mu, logvar))
             if self.from_logits:
                 bce = F.binary_cross_entropy_with_logits(x, x0, reduction="none")
             else:
                 bce = F.binary_cross_entropy(x, x0, reduction="none")
-            recon = bce.reshape(bce.shape[0], -1).sum(dim=1)
-            kld = gaussian_kl(mu.reshape(mu.shape[0], -1), logvar.reshape(mu.shape[0], -1))
+            recon = _sum_per_sample(bce)
+            kld = gaussian_kl(_flat_per_sample(mu), _flat_per_sample(logvar))
         if self.reduction == "mean":
             return recon.mean(), kld.mean()
         if self.reduction == "sum":
@@ -106,3 +111,28 @@ class VAELoss(nn.Module):
 def _compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
     """float64 if any input is float64, else float32 (half precisions are raised to it)."""
     return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
+
+
+def _as_dtype(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return tensor if tensor.dtype == dtype else tensor.to(dtype)
+
+
+def _autocast_off(device_type: str) -> Any:
+    """A context that switches autocast off for ``device_type`` if it is on, else nothing."""
+    if torch.is_autocast_enabled(device_type):
+        return torch.autocast(device_type=device_type, enabled=False)
+    return contextlib.nullcontext()
+
+
+def _flat_per_sample(tensor: torch.Tensor) -> torch.Tensor:
+    """``[batch, features]``: the tensor itself when it has two axes."""
+    if tensor.ndim == 2:
+        return tensor
+    return tensor.unsqueeze(1) if tensor.ndim == 1 else tensor.flatten(1)
+
+
+def _sum_per_sample(tensor: torch.Tensor) -> torch.Tensor:
+    """The sum over every axis but the first (batch) one."""
+    if tensor.ndim == 1:
+        return tensor
+    return tensor.sum(dim=1) if tensor.ndim == 2 else tensor.flatten(1).sum(dim=1)

@@ -82,14 +82,20 @@ def _where(condition: Any, x: Any, y: Any) -> Any:
     return jnp.where(condition, x, y) if framework == "jax" else np.where(condition, x, y)
 
 
+def _shape(x: Any) -> tuple[int, ...]:
+    """An array's shape, read directly where it has one (NumPy dispatch costs ~1 us)."""
+    shape = getattr(x, "shape", None)
+    return tuple(shape) if shape is not None else tuple(np.shape(x))
+
+
 def _check_pair(mu: Any, logvar: Any) -> None:
-    if tuple(np.shape(mu)) != tuple(np.shape(logvar)):
+    mu_shape, logvar_shape = _shape(mu), _shape(logvar)
+    if mu_shape != logvar_shape:
         raise ValueError(
-            f"mu and logvar must have the same shape, got {tuple(np.shape(mu))} and "
-            f"{tuple(np.shape(logvar))}"
+            f"mu and logvar must have the same shape, got {mu_shape} and {logvar_shape}"
         )
-    if len(np.shape(mu)) < 1:
-        raise ValueError(f"mu must have a latent (last) axis, got shape {tuple(np.shape(mu))}")
+    if len(mu_shape) < 1:
+        raise ValueError(f"mu must have a latent (last) axis, got shape {mu_shape}")
 
 
 def _kl_elements(mu: Any, logvar: Any) -> Any:
