@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     middle = steps // 2
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*resuming from a checkpoint that ended before the epoch.*")
+    warnings.filterwarnings("ignore", ".*exists and is not empty.*")  # the resume saves there too
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
