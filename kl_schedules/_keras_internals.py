@@ -124,6 +124,19 @@ def last_scheduled_function(model: Any) -> Any:
     return vars(model).get(_LAST_SCHEDULED)
 
 
+def batch_end_names_the_last_step() -> bool:
+    """Whether ``on_train_batch_end(batch)`` gets the index of an execution's last step
+    (Keras >= 3.11) rather than its first (3.10), with ``steps_per_execution > 1``.
+
+    Not an internal: a documented-by-behaviour change between releases, read from
+    ``keras.version()``.
+    """
+    import keras
+
+    major, minor = (int(part) for part in keras.version().split(".")[:2])
+    return (major, minor) >= (3, 11)
+
+
 def nnx_enabled() -> bool:
     """Whether Keras runs on Flax NNX (then it calls ``type(model).train_step``).
 

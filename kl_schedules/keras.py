@@ -33,6 +33,7 @@ from kl_schedules._validation import ArgumentTypeError, check_choice
 __all__ = ["KLAnnealingCallback"]
 
 _BLOCK = 4096  # schedule values computed per vectorised host call
+_BATCH_END_IS_LAST = internals.batch_end_names_the_last_step()
 
 _UNTRACKED = (
     "with the JAX backend a compiled train step sees only the model's own variables, and "
@@ -394,6 +395,7 @@ class KLAnnealingCallback(keras.callbacks.Callback):
         self._epoch_first_iteration = 0
         self._compiled = False
         self._restore_train_function: Any = None
+        self._steps_per_execution = 1
 
     # ---- making the compiled step see beta ------------------------------------------------
 
@@ -469,6 +471,7 @@ class KLAnnealingCallback(keras.callbacks.Callback):
         self._in_fit = True
         model = self.model
         self._fit_first_iteration = self._epoch_first_iteration = _iterations(model)
+        self._steps_per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
         self.step = self._fit_first_iteration
         if self.update == "batch":
             self._source.begin(self._fit_first_iteration)
@@ -484,8 +487,9 @@ class KLAnnealingCallback(keras.callbacks.Callback):
         if logs is None:
             return
         if self.update == "batch":  # the beta of this batch's (execution's) last step
+            last = batch if _BATCH_END_IS_LAST else batch + self._steps_per_execution - 1
             steps = self.params.get("steps")  # a short last execution reports a later end
-            last = min(batch, steps - 1) if steps else batch
+            last = min(last, steps - 1) if steps else last
             logs["beta"] = self._source.at(self._epoch_first_iteration + last)
         else:
             logs["beta"] = self.last_beta
