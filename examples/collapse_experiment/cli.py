@@ -190,15 +190,19 @@ def build_config(args) -> dict[str, Any]:
 
 class Progress:
     """Progress lines: rewritten in place (``\\r``) on a terminal; elsewhere (a log file,
-    a pipe), or when ``plain``, one line per tenth of each run."""
+    a pipe), or when ``plain``, one line per tenth of each run. A line logged with
+    ``fraction=None`` (a message, such as the collapse monitor's warning) is always
+    written, on a line of its own."""
 
     def __init__(self, stream=None, plain: bool = False):
         self.stream = stream or sys.stdout
         self.tty = self.stream.isatty() and not plain
         self.tenth: int | None = None
 
-    def __call__(self, line: str, fraction: float) -> None:
-        if self.tty:
+    def __call__(self, line: str, fraction: float | None) -> None:
+        if fraction is None:
+            self.stream.write(("\n" if self.tty else "") + line + "\n")
+        elif self.tty:
             self.stream.write("\r" + line + ("\n" if fraction >= 1 else ""))
         else:
             tenth = math.floor(fraction * 10 + 1e-9)

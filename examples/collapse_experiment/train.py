@@ -148,14 +148,15 @@ def train_arms(
     seed: int,
     config: dict,
     arms: dict,
-    log: Callable[[str, float], None],
+    log: Callable[[str, float | None], None],
 ):
     """Trains one model per arm (same init, data, noise) and evaluates each.
 
     ``config`` is the data set's settings (``model``, ``steps``, ``batch``,
     ``learning_rate``, ``eval``); ``arms`` the settings of each arm.
     Returns ``(runs, model, params)``: one JSON-ready dict per arm, and the trained
-    parameters stacked over arms. ``log(line, fraction_done)`` reports progress.
+    parameters stacked over arms. ``log(line, fraction_done)`` reports progress, and
+    ``log(line, None)`` a message (the collapse monitor's warning).
     """
     model = SequenceVAE(vocab=data.vocab, **config["model"])
     steps = config["steps"]
@@ -193,7 +194,7 @@ def train_arms(
                 curve[field].append(round(metrics[name], 4))
             for warning in caught:
                 collapse_messages[arm] = str(warning.message)
-                log(f"  {dataset} seed {seed}  {names[arm]}: {warning.message}", done / steps)
+                log(f"  {dataset} seed {seed}  {names[arm]}: {warning.message}", None)
         monitor_seconds += time.perf_counter() - monitor_started
         status = "  ".join(f"{n} {c['kl'][-1]:.2f}" for n, c in zip(names, curves, strict=True))
         elapsed = time.perf_counter() - started
