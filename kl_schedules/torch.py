@@ -1,4 +1,4 @@
-"""PyTorch adapter: the documented ``Annealer`` and a ``VAELoss`` with both terms on one scale.
+"""PyTorch adapter: the ``Annealer`` and a ``VAELoss`` with both terms on one scale.
 
 Importing this module imports torch; ``import kl_schedules`` does not. (``torch.load``
 rebuilds whole ``Annealer``, ``PIController`` and ``GECO`` objects with its default
@@ -41,7 +41,7 @@ class VAELoss(nn.Module):
     float64 inputs give float64 terms; float16 and bfloat16 inputs (and ``torch.autocast``)
     give float32 terms.
 
-    Differences from the documented original: the arguments of the BCE are not swapped (the
+    Differences from the ``vae-annealing`` original: the arguments of the BCE are not swapped (the
     original passed the data as the prediction), and the reconstruction is summed over
     features rather than averaged, so it is on the KL's per-sample scale (the original's
     per-element mean implied a beta of about the number of pixels).
