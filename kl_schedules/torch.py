@@ -7,13 +7,10 @@ rebuilds whole ``Annealer``, ``PIController`` and ``GECO`` objects with its defa
 
 from __future__ import annotations
 
-try:
+from kl_schedules._extras import CPU_TORCH, requires_extra
+
+with requires_extra("kl_schedules.torch", "PyTorch", "torch", note=CPU_TORCH):
     import torch
-except ImportError as error:  # pragma: no cover - exercised where torch is absent
-    raise ImportError(
-        "kl_schedules.torch needs PyTorch: pip install 'kl_schedules[torch]' (for the CPU "
-        "build: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
-    ) from error
 import torch.nn.functional as F
 from torch import nn
 

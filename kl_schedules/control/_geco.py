@@ -22,6 +22,7 @@ from kl_schedules._host import (
     takes_settings,
 )
 from kl_schedules._validation import (
+    check_beta_bounds,
     check_count,
     check_measured_float,
     check_measurement_kind,
@@ -44,10 +45,7 @@ class GECOSettings(Settings):
     beta_max: float = setting(_positive, 1e10)
 
     def check_together(self) -> None:
-        if self.beta_max <= self.beta_min:
-            raise ValueError(
-                f"beta_max must be > beta_min, got {self.beta_max!r} <= {self.beta_min!r}"
-            )
+        check_beta_bounds(self.beta_min, self.beta_max)
         check_real("beta_init", self.beta_init, self.beta_min, self.beta_max)
 
 

@@ -22,6 +22,7 @@ from kl_schedules._host import (
     takes_settings,
 )
 from kl_schedules._validation import (
+    check_beta_bounds,
     check_count,
     check_measured_float,
     check_measurement_kind,
@@ -45,10 +46,7 @@ class PISettings(Settings):
     window: int = setting(partial(check_count, maximum=100_000), 1)
 
     def check_together(self) -> None:
-        if self.beta_max <= self.beta_min:
-            raise ValueError(
-                f"beta_max must be > beta_min, got {self.beta_max!r} <= {self.beta_min!r}"
-            )
+        check_beta_bounds(self.beta_min, self.beta_max)
 
 
 def _pi_rule(beta: Any, integral: Any, kl: Any, p: PISettings, xp: MathBackend) -> tuple[Any, Any]:
