@@ -202,14 +202,18 @@ class Annealer(HostObject):
             return kld
         return kld * self._beta
 
-    @runs_eagerly_when_compiled
     def step(self) -> None:
         """Advances one step: saturate at ``total_steps``, or wrap to 0 there when cyclical."""
+        if torch_support.is_compiling():  # the per-step path: the decorator's check, inlined
+            self._step_when_compiled()
+            return
         settings = self._settings
         self._step = step = annealer_step(self._step, settings.total_steps, settings.cyclical)
         self._beta = beta = 1.0 if settings.disable else self._weight_at(step)
         if self._mirror.tensor is not None:  # _set_beta, inlined: this is the per-step path
             self._mirror.write(beta)
+
+    _step_when_compiled = runs_eagerly_when_compiled(step)
 
     def set_cyclical(self, value: bool) -> None:
         """Turns cyclical mode on or off; takes effect at the next ``step()``."""
