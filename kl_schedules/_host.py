@@ -241,6 +241,9 @@ class HostObject:
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
         """Restores a :meth:`state_dict`, validating every entry before changing anything.
 
+        A state saved without settings (by earlier versions of the controllers) loads into
+        this object's settings.
+
         Args:
           state_dict: a :meth:`state_dict` (settings and state).
           strict: with ``True``, a state saved with other settings raises a ``ValueError``

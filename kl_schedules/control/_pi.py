@@ -165,12 +165,9 @@ class PIController(HostObject):
     compiled function; called inside, it runs eagerly (a graph break) and returns beta as
     a 0-d tensor, and with ``fullgraph=True`` tracing stops with an error saying so.
 
-    ``state_dict()`` holds the settings, ``beta``, ``integral`` and ``recent_kl``.
-    ``load_state_dict(state_dict, strict=True)`` checks every entry (beta against the
-    bounds) before changing anything; a state saved with other settings raises a
-    ``ValueError`` naming them (``strict=False`` adopts the saved settings), and a state
-    without settings (saved by earlier versions) loads into this controller's settings.
-    The whole object pickles.
+    ``state_dict()`` holds the settings, ``beta``, ``integral`` and ``recent_kl``; loading
+    it keeps the host objects' contract (see :meth:`load_state_dict`; beta is checked
+    against the bounds), and the whole object pickles.
 
     Examples:
       >>> from kl_schedules.control import PIController
