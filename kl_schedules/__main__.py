@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 import kl_schedules
-from kl_schedules._annealer import Annealer
+from kl_schedules._annealer import Annealer, AnnealerSettings
 from kl_schedules._schedules import Schedule, schedule_values_from
 from kl_schedules._shapes import SHAPE_NAMES
 from kl_schedules._validation import ArgumentError, check_count
@@ -100,17 +100,18 @@ def _reader(hint: Any) -> Callable[[str], Any]:
     return read
 
 
-# ---- the kinds: the schedules' dataclasses, and the documented Annealer ------------------------
+# ---- the kinds: the schedules' dataclasses, and the Annealer's settings ------------------------
 
 
 @dataclasses.dataclass(frozen=True)
 class Family:
     """A ``--kind``: its settings (name -> annotated type), the library's defaults of those
-    that have one, where they are documented, and how to compute its betas."""
+    that have one, the function whose docstring's Args describe them, and how to compute its
+    betas."""
 
     settings: dict[str, Any]
     defaults: dict[str, Any]
-    documented_by: Any
+    args_documented_in: Any
     betas: Callable[[int, dict[str, Any]], np.ndarray]
 
 
@@ -129,13 +130,13 @@ def _schedule_family(cls: type[Schedule]) -> Family:
     return Family(
         settings={field.name: hints[field.name] for field in fields},
         defaults={f.name: f.default for f in fields if f.default is not dataclasses.MISSING},
-        documented_by=getattr(kl_schedules, cls.factory),
+        args_documented_in=getattr(kl_schedules, cls.factory),
         betas=lambda steps, settings: schedule_values_from(cls(**settings), 0, steps),
     )
 
 
 def _annealer_betas(num_steps: int, settings: dict[str, Any]) -> np.ndarray:
-    """The documented Annealer's beta at each of ``num_steps`` steps, toggled on the way."""
+    """The Annealer's beta at each of ``num_steps`` steps, toggled on the way."""
     settings = dict(settings)
     toggle = settings.pop("toggle", {})
     annealer = Annealer(**settings)
@@ -149,12 +150,12 @@ def _annealer_betas(num_steps: int, settings: dict[str, Any]) -> np.ndarray:
 
 
 def _annealer_family() -> Family:
-    hints = typing.get_type_hints(Annealer.__init__)
-    del hints["return"]
+    hints = typing.get_type_hints(AnnealerSettings)
+    settings = {field.name: hints[field.name] for field in dataclasses.fields(AnnealerSettings)}
     return Family(
-        settings=hints | {"toggle": dict[int, bool]},
+        settings=settings | {"toggle": dict[int, bool]},
         defaults={},  # unset settings are not passed: the Annealer's own defaults apply
-        documented_by=Annealer,
+        args_documented_in=Annealer,
         betas=_annealer_betas,
     )
 
@@ -166,7 +167,7 @@ FAMILIES: dict[str, Family] = {
 } | {"annealer": _annealer_family()}
 
 
-def _documented(function: Any) -> dict[str, str]:
+def _arg_help(function: Any) -> dict[str, str]:
     """``name -> first clause`` of each entry of a docstring's ``Args:`` section."""
     args = (function.__doc__ or "").partition("Args:")[2].partition("Returns:")[0]
     found = re.findall(r"^ {6}(\w+): (.+?)(?:[.;]\s|\n {6}\w|\n\n|\Z)", args, re.M | re.S)
@@ -190,7 +191,7 @@ def _help(name: str) -> str:
     if _reader(OPTIONS[name]) is str:  # the command line takes a shape by its name only
         text = f"ramp shape: {', '.join(SHAPE_NAMES)}"
     else:
-        text = _documented(FAMILIES[kinds[0]].documented_by).get(name, name.replace("_", " "))
+        text = _arg_help(FAMILIES[kinds[0]].args_documented_in).get(name, name.replace("_", " "))
     defaults = {repr(FAMILIES[k].defaults[name]) for k in kinds if name in FAMILIES[k].defaults}
     if name in RUN_DEFAULTS:
         text += " (default: set by --steps)"

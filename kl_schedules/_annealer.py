@@ -1,15 +1,22 @@
-"""The host Annealer: the documented ``vae-annealing`` API in plain Python, no JAX per step."""
+"""The host Annealer: the ``vae-annealing`` package's ``Annealer`` API in plain Python, with
+its defects removed and no JAX call per step."""
 
 from __future__ import annotations
 
 import dataclasses
 from functools import partial
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 import kl_schedules._torch_support as torch_support
 from kl_schedules._annealing import annealer_step, annealer_weight
 from kl_schedules._backend import PY_MATH
-from kl_schedules._host import HostObject, Settings, setting
+from kl_schedules._host import (
+    HostObject,
+    Settings,
+    init_takes_settings,
+    runs_eagerly_when_compiled,
+    setting,
+)
 from kl_schedules._shapes import check_shape
 from kl_schedules._validation import check_bool, check_count, check_real
 
@@ -22,7 +29,8 @@ def _check_annealer_shape(name: str, value: Any) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class AnnealerSettings(Settings):
-    """The settings of an :class:`Annealer`, validated (see its Args)."""
+    """The settings of an :class:`Annealer`: its arguments, defaults and checks (see its
+    Args)."""
 
     total_steps: int = setting(check_count)
     shape: str = setting(_check_annealer_shape, "linear")
@@ -31,8 +39,35 @@ class AnnealerSettings(Settings):
     disable: bool = setting(check_bool, False)
 
 
+_T = TypeVar("_T")
+
+
+class _AssignableSetting(Generic[_T]):
+    """An Annealer attribute that reads a setting; assigning it replaces the setting
+    (validated by :class:`AnnealerSettings`) and recomputes beta."""
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, annealer: None, owner: type) -> _AssignableSetting[_T]: ...
+    @overload
+    def __get__(self, annealer: Annealer, owner: type) -> _T: ...
+    def __get__(self, annealer: Annealer | None, owner: type) -> Any:
+        if annealer is None:
+            return self
+        return getattr(annealer._settings, self.name)
+
+    def __set__(self, annealer: Annealer, value: _T) -> None:
+        annealer._replace(**{self.name: value})
+
+
 class Annealer(HostObject):
-    r"""Stateful KL annealer with the documented ``vae-annealing`` API, defects removed.
+    r"""Stateful KL annealer with the ``vae-annealing`` package's API, defects removed.
 
     ``Annealer(total_steps, shape, baseline, cyclical, disable)`` multiplies a KL term by
 
@@ -41,7 +76,7 @@ class Annealer(HostObject):
     where ``y`` is ``s/T`` (linear), ``(1 - cos(pi s/T))/2`` (cosine) or
     ``1/(1 + exp(T/2 - s))`` (logistic, not rescaled), ``s`` = ``current_step`` and ``T`` =
     ``total_steps``. ``step()`` advances ``s`` by the rule of :func:`kl_schedules.annealing`;
-    both run the same two functions (``documented_step``, ``documented_weight``), here in
+    both run the same two functions (``annealer_step``, ``annealer_weight``), here in
     plain Python, with no JAX call per step.
 
     Every public attribute is validated on assignment, so beta always lies in
@@ -76,7 +111,7 @@ class Annealer(HostObject):
       >>> annealer.step()
       >>> round(annealer.beta, 4)
       0.4
-      >>> annealer.cyclical_setter = True   # documented alias of set_cyclical(True)
+      >>> annealer.cyclical_setter = True   # vae-annealing's alias of set_cyclical(True)
       >>> annealer  # doctest: +ELLIPSIS
       Annealer(total_steps=4, shape='linear', baseline=0.2, cyclical=True, ...)
     """
@@ -88,15 +123,9 @@ class Annealer(HostObject):
 
     _settings: AnnealerSettings
 
-    def __init__(
-        self,
-        total_steps: int,
-        shape: str = "linear",
-        baseline: float = 0.0,
-        cyclical: bool = False,
-        disable: bool = False,
-    ) -> None:
-        self._start(AnnealerSettings(total_steps, shape, baseline, cyclical, disable), 0.0)
+    @init_takes_settings(AnnealerSettings)
+    def __init__(self, settings: AnnealerSettings) -> None:
+        self._start(settings, 0.0)
         self._step = 0
         self._configure()
 
@@ -125,7 +154,13 @@ class Annealer(HostObject):
 
     def _replace(self, **changes: Any) -> None:
         """Replaces settings (validated by the settings' checks) and rebuilds the weight."""
-        self._settings = dataclasses.replace(self._settings, **changes)
+        settings = dataclasses.replace(self._settings, **changes)
+        if settings.total_steps < self._step:
+            raise ValueError(
+                f"total_steps must be >= current_step ({self._step}), got "
+                f"{settings.total_steps}; set current_step first"
+            )
+        self._settings = settings
         self._configure()
 
     # ---- validated public attributes -----------------------------------------------------
@@ -142,59 +177,17 @@ class Annealer(HostObject):
         )
         self._sync()
 
-    @property
-    def total_steps(self) -> int:
-        """``T``, an integer >= 1 and >= ``current_step``."""
-        return self._settings.total_steps
+    total_steps = _AssignableSetting[int]("``T``, an integer >= 1 and >= ``current_step``.")
+    shape = _AssignableSetting[str]('``"linear"``, ``"cosine"`` or ``"logistic"``.')
+    baseline = _AssignableSetting[float]("The weight at step 0, in [0, 1].")
+    cyclical = _AssignableSetting[bool](
+        "Whether ``step()`` wraps to 0 on reaching ``total_steps``."
+    )
+    disable = _AssignableSetting[bool](
+        "When True, ``annealer(kld)`` returns ``kld`` unchanged and ``beta`` is 1."
+    )
 
-    @total_steps.setter
-    def total_steps(self, value: int) -> None:
-        value = check_count("total_steps", value)
-        if value < self._step:
-            raise ValueError(
-                f"total_steps must be >= current_step ({self._step}), got {value}; "
-                f"set current_step first"
-            )
-        self._replace(total_steps=value)
-
-    @property
-    def shape(self) -> str:
-        """``"linear"``, ``"cosine"`` or ``"logistic"``."""
-        return self._settings.shape
-
-    @shape.setter
-    def shape(self, value: str) -> None:
-        self._replace(shape=value)
-
-    @property
-    def baseline(self) -> float:
-        """The weight at step 0, in [0, 1]."""
-        return self._settings.baseline
-
-    @baseline.setter
-    def baseline(self, value: float) -> None:
-        self._replace(baseline=value)
-
-    @property
-    def cyclical(self) -> bool:
-        """Whether ``step()`` wraps to 0 on reaching ``total_steps``."""
-        return self._settings.cyclical
-
-    @cyclical.setter
-    def cyclical(self, value: bool) -> None:
-        self._settings = dataclasses.replace(self._settings, cyclical=value)
-
-    @property
-    def disable(self) -> bool:
-        """When True, ``annealer(kld)`` returns ``kld`` unchanged and ``beta`` is 1."""
-        return self._settings.disable
-
-    @disable.setter
-    def disable(self, value: bool) -> None:
-        self._settings = dataclasses.replace(self._settings, disable=value)
-        self._sync()
-
-    # ---- the documented API ----------------------------------------------------------------
+    # ---- the vae-annealing API -----------------------------------------------------------------
 
     def __call__(self, kld: Any) -> Any:
         """Returns ``kld * beta``; with ``disable=True``, ``kld`` itself (in compiled code,
@@ -211,8 +204,8 @@ class Annealer(HostObject):
 
     def step(self) -> None:
         """Advances one step: saturate at ``total_steps``, or wrap to 0 there when cyclical."""
-        if torch_support.is_compiling():  # inside torch.compile: run eagerly, see the class
-            torch_support.run_outside_graph(Annealer.step, self)
+        if torch_support.is_compiling():  # the per-step path: the decorator's check, inlined
+            self._step_when_compiled()
             return
         settings = self._settings
         self._step = step = annealer_step(self._step, settings.total_steps, settings.cyclical)
@@ -220,13 +213,15 @@ class Annealer(HostObject):
         if self._mirror.tensor is not None:  # _set_beta, inlined: this is the per-step path
             self._mirror.write(beta)
 
+    _step_when_compiled = runs_eagerly_when_compiled(step)
+
     def set_cyclical(self, value: bool) -> None:
         """Turns cyclical mode on or off; takes effect at the next ``step()``."""
         self.cyclical = check_bool("value", value)
 
     @property
     def cyclical_setter(self) -> Any:
-        """Documented alias: ``a.cyclical_setter(flag)`` or ``a.cyclical_setter = flag``."""
+        """vae-annealing's alias: ``a.cyclical_setter(flag)`` or ``a.cyclical_setter = flag``."""
         return self.set_cyclical
 
     @cyclical_setter.setter

@@ -19,7 +19,7 @@ from kl_schedules._validation import ArgumentTypeError, check_count, check_real
 def annealer_weight(
     total_steps: int, shape: str | ShapeFn, baseline: float, xp: MathBackend
 ) -> Callable[[Any], Any]:
-    r"""The documented Annealer's weight as a function of the step ``s``.
+    r"""The ``Annealer``'s weight as a function of the step ``s``.
 
     .. math::
         y(s) &= s / T                         &&\text{linear} \\
@@ -48,7 +48,7 @@ def annealer_weight(
 
 
 def annealer_step(step: Any, total_steps: int, cyclical: Any) -> Any:
-    """The documented Annealer's ``step()`` on the step count ``s`` (``0 <= s <= T``)::
+    """The ``Annealer``'s ``step()`` on the step count ``s`` (``0 <= s <= T``)::
 
         s <- s + 1 if s < T else s
         s <- 0 if cyclical and s >= T else s
@@ -66,7 +66,7 @@ def annealer_step(step: Any, total_steps: int, cyclical: Any) -> Any:
 
 
 class AnnealerState(NamedTuple):
-    """Immutable state of the documented annealer: a pytree of two scalars.
+    """Immutable state of :func:`annealing`: a pytree of two scalars.
 
     Attributes:
       step: the step counter ``s``, an int32 scalar in ``[0, total_steps]``.
@@ -101,7 +101,7 @@ class Annealing(NamedTuple):
 def annealing(
     total_steps: int, shape: str | ShapeFn = "linear", baseline: float = 0.0
 ) -> Annealing:
-    r"""The documented stateful annealer, as pure functions over :class:`AnnealerState`.
+    r"""The stateful ``Annealer`` as pure functions over :class:`AnnealerState`.
 
     Stepping rule (``s`` = ``state.step``, ``T`` = ``total_steps``; see
     :func:`annealer_step`)::

@@ -1,7 +1,7 @@
 """Private: two math namespaces with one interface, and the float dtype rule.
 
 Contract. A formula that must run both inside ``jax.jit`` and on a host per-step path (the
-ramp shapes, the documented annealer's weight and stepping rule, the PI and GECO updates)
+ramp shapes, the Annealer's weight and stepping rule, the PI and GECO updates)
 is written once as a function taking an ``xp`` argument, and called with
 
 - ``JAX_MATH``: ``jax.numpy`` functions; arguments may be traced arrays; or

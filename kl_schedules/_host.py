@@ -20,10 +20,12 @@ one ``state_dict`` of settings and state, pickling through it, and a beta for to
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
+import inspect
 from collections.abc import Callable, Mapping
 from types import ModuleType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar, cast
 
 import kl_schedules._torch_support as torch_support
 from kl_schedules._validation import check_keys
@@ -58,6 +60,83 @@ class Settings:
     def names(cls) -> tuple[str, ...]:
         """The field names, in declaration order."""
         return tuple(field.name for field in dataclasses.fields(cls))
+
+
+_P = ParamSpec("_P")
+_S = TypeVar("_S", bound=Settings)
+_R = TypeVar("_R")
+_H = TypeVar("_H")
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _signature_of(
+    settings_type: Callable[..., Settings], function: Callable[..., Any]
+) -> inspect.Signature:
+    """The settings' fields as parameters, with ``function``'s return annotation."""
+    return inspect.signature(settings_type).replace(
+        return_annotation=inspect.signature(function).return_annotation
+    )
+
+
+def takes_settings(
+    settings_type: Callable[_P, _S],
+) -> Callable[[Callable[[_S], _R]], Callable[_P, _R]]:
+    """Turns ``factory(settings)`` into a function of the settings' fields, so the fields
+    are the one list of the factory's arguments (its signature shows them)."""
+
+    def decorate(factory: Callable[[_S], _R]) -> Callable[_P, _R]:
+        @functools.wraps(factory)
+        def from_fields(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            return factory(settings_type(*args, **kwargs))
+
+        from_fields.__signature__ = _signature_of(settings_type, factory)  # type: ignore[attr-defined]
+        return from_fields
+
+    return decorate
+
+
+def init_takes_settings(
+    settings_type: Callable[_P, _S],
+) -> Callable[[Callable[[_H, _S], None]], Callable[Concatenate[_H, _P], None]]:
+    """:func:`takes_settings` for ``__init__(self, settings)``: the class is then called
+    with the settings' fields."""
+
+    def decorate(init: Callable[[_H, _S], None]) -> Callable[Concatenate[_H, _P], None]:
+        @functools.wraps(init)
+        def from_fields(self: _H, /, *args: _P.args, **kwargs: _P.kwargs) -> None:
+            init(self, settings_type(*args, **kwargs))
+
+        signature = _signature_of(settings_type, init)
+        self_parameter = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+        from_fields.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[self_parameter, *signature.parameters.values()]
+        )
+        return from_fields
+
+    return decorate
+
+
+def runs_eagerly_when_compiled(method: _F) -> _F:
+    """Decorates a host object's method that changes its state (``step``, ``update``).
+
+    Inside ``torch.compile`` the method runs eagerly, outside the graph (a graph break;
+    with ``fullgraph=True`` tracing stops with an error saying so), and a method that
+    returns beta returns it to the compiled caller as a new 0-d tensor (a float would be
+    baked into the next graph as a constant). Elsewhere it is called as it is.
+    """
+
+    def eagerly(self: HostObject, *args: Any) -> Any:
+        if method(self, *args) is None:
+            return None
+        return self._mirror.read(self._beta).clone()
+
+    @functools.wraps(method)
+    def wrapper(self: HostObject, *args: Any) -> Any:
+        if torch_support.is_compiling():
+            return torch_support.run_outside_graph(eagerly, self, *args)
+        return method(self, *args)
+
+    return cast(_F, wrapper)
 
 
 _HOST_CLASSES: dict[str, type[HostObject]] = {}
@@ -100,8 +179,10 @@ class HostObject:
     A subclass sets ``settings_type`` (its :class:`Settings`), ``state_keys`` (the names of
     its state entries; ``optional_state_keys`` for those older state dicts lack), and
     implements :meth:`_state` and :meth:`_load` (validate a state dict against given
-    settings, then commit it). It calls :meth:`_start` in ``__init__`` and :meth:`_set_beta`
-    whenever beta changes.
+    settings, then commit it). Its ``__init__(self, settings)``, decorated with
+    :func:`init_takes_settings`, calls :meth:`_start`; it calls :meth:`_set_beta` whenever
+    beta changes, and decorates its state-changing methods with
+    :func:`runs_eagerly_when_compiled`.
     """
 
     settings_type: ClassVar[type[Settings]]
@@ -145,10 +226,6 @@ class HostObject:
             return self._mirror.read(self._beta)
         return self._beta
 
-    def _beta_for_compiled_code(self) -> Any:
-        """A new 0-d tensor of torch's default dtype holding beta, for a compiled caller."""
-        return self._mirror.read(self._beta).clone()
-
     # ---- state ------------------------------------------------------------------------------
 
     def _state(self) -> dict[str, Any]:
@@ -163,6 +240,9 @@ class HostObject:
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
         """Restores a :meth:`state_dict`, validating every entry before changing anything.
+
+        A state saved without settings (by earlier versions of the controllers) loads into
+        this object's settings.
 
         Args:
           state_dict: a :meth:`state_dict` (settings and state).

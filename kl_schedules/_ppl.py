@@ -1,9 +1,10 @@
-"""What the NumPyro and Pyro adapters share: checks of the sites, of fn and of a run, and
-the wrapper that runs fn under a site-scaling handler."""
+"""What the NumPyro and Pyro adapters share: the ``annealed`` wrapper (its checks, its
+site-scaling messenger's work and its docstring), written once for both frameworks."""
 
 from __future__ import annotations
 
 import functools
+import string
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -100,3 +101,67 @@ def wrap_annealed(
         return result
 
     return annealed_fn
+
+
+class SiteScaling:
+    """The work of a site-scaling messenger, mixed into each framework's ``Messenger``
+    (``class _ScaleSites(SiteScaling, Messenger)``): records the sample sites that run, in
+    order, and multiplies the scale of those in ``sites`` by ``beta`` (0 allowed)."""
+
+    def __init__(self, sites: frozenset[str], beta: Any) -> None:
+        super().__init__()
+        self.sites = sites
+        self.beta = beta
+        self.ran: dict[str, None] = {}  # the sample sites met, in order
+
+    def scale_site(self, msg: dict[str, Any]) -> None:
+        """Records a sample site's message and scales it when it is one of ``sites``."""
+        name = msg["name"]
+        self.ran[name] = None
+        if name in self.sites:
+            scale = msg.get("scale")
+            msg["scale"] = self.beta if scale is None else self.beta * scale
+
+
+_ANNEALED_DOCSTRING = string.Template(
+    r"""``fn`` (a $framework model or guide) with the log-densities of ``sites`` scaled by beta.
+
+    The returned function takes the arguments of ``fn`` plus a keyword argument ``beta``
+    (consumed, not passed on), and runs ``fn`` with every sample site named in ``sites``
+    scaled by ``beta``; every other site is untouched. Wrapping both the model and the
+    guide with the latent sites turns the ELBO into
+
+    .. math::
+        \mathcal{L}_\beta = \mathbb{E}_q\big[\log p(x \mid z)
+            + \beta\,(\log p(z) - \log q(z))\big]
+        = \text{recon} - \beta\,\mathrm{KL}(q \,\|\, p)
+
+    (with ``TraceMeanField_ELBO`` the KL is analytic and scaled by the guide's scale, so
+    wrap the guide too). Unlike ``$scale_handler``, ``beta = 0`` is allowed.$traced The
+    scale multiplies any other scale of the site (a subsampled plate's
+    ``size / subsample_size``).
+
+    Args:
+      fn: a model or guide ($fn_kinds).
+      sites: a non-empty sequence of distinct sample-site names, e.g. ``["z"]``. Each must
+        run in every call of ``fn``; a name that does not raises ``ValueError`` after the
+        call (a misspelt name would otherwise anneal nothing).
+
+    Returns:
+      A function ``(*args, beta, **kwargs) -> fn(*args, **kwargs)``. ``beta`` is a finite
+      real number >= 0$beta
+
+    Raises:
+      TypeError: (when called) ``beta`` is missing or not a real number.
+      ValueError: (when called) ``beta`` is negative or not finite, or a site did not run.
+
+    Examples:
+$examples"""
+)
+
+
+def annealed_docstring(**parts: str) -> str:
+    """The docstring of a framework's ``annealed``: one text, the contract of
+    :func:`wrap_annealed`, with the framework's ``framework``, ``scale_handler``,
+    ``fn_kinds``, ``traced`` (a note, or empty), ``beta`` and ``examples`` filled in."""
+    return _ANNEALED_DOCSTRING.substitute(parts)

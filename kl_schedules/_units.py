@@ -77,7 +77,7 @@ def epochs_on_steps(schedule: Schedule, steps_per_epoch: int, hold: bool = True)
         \qquad \beta_{epoch}(t / n) \quad (\texttt{hold=False})
 
     with :math:`n` = ``steps_per_epoch``. ``hold=True`` keeps beta constant within an epoch,
-    as the documented ``Annealer`` stepped once per epoch does; ``hold=False`` moves it
+    as the ``Annealer`` stepped once per epoch does; ``hold=False`` moves it
     every step along the same curve (the schedule is evaluated at fractional epochs).
     scvi-tools' ``n_epochs_kl_warmup`` is
     ``epochs_on_steps(monotonic_schedule(n_epochs), steps_per_epoch)``.

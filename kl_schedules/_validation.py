@@ -134,6 +134,14 @@ def check_real(
     return result
 
 
+def check_beta_bounds(beta_min: float, beta_max: float) -> None:
+    """Raises unless ``beta_min < beta_max`` (the clamp of a controller's beta)."""
+    if beta_max <= beta_min:
+        raise ArgumentError(
+            f"beta_max must be > beta_min, got {beta_max!r} <= {beta_min!r}", argument="beta_max"
+        )
+
+
 def check_measurement(name: str, value: Any) -> float:
     """A measured number fed to a controller (a Python or NumPy number, or a 0-d tensor or
     array of any framework) as a Python float; NaN and infinities pass (controllers skip

@@ -7,16 +7,13 @@ from typing import Any
 import numpy as np
 
 from kl_schedules._describe import run_values
+from kl_schedules._extras import requires_extra
 from kl_schedules._validation import check_count
 
 
 def _pyplot() -> Any:
-    try:
+    with requires_extra("kl_schedules.plot", "matplotlib", "plot"):
         import matplotlib.pyplot as plt
-    except ImportError as error:  # pragma: no cover - exercised via a test that hides it
-        raise ImportError(
-            "kl_schedules.plot needs matplotlib: pip install 'kl_schedules[plot]'"
-        ) from error
     return plt
 
 

@@ -1,4 +1,4 @@
-"""PyTorch adapter: the documented ``Annealer`` and a ``VAELoss`` with both terms on one scale.
+"""PyTorch adapter: the ``Annealer`` and a ``VAELoss`` with both terms on one scale.
 
 Importing this module imports torch; ``import kl_schedules`` does not. (``torch.load``
 rebuilds whole ``Annealer``, ``PIController`` and ``GECO`` objects with its default
@@ -10,13 +10,10 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-try:
+from kl_schedules._extras import CPU_TORCH, requires_extra
+
+with requires_extra("kl_schedules.torch", "PyTorch", "torch", note=CPU_TORCH):
     import torch
-except ImportError as error:  # pragma: no cover - exercised where torch is absent
-    raise ImportError(
-        "kl_schedules.torch needs PyTorch: pip install 'kl_schedules[torch]' (for the CPU "
-        "build: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
-    ) from error
 import torch.nn.functional as F
 from torch import nn
 
@@ -44,7 +41,7 @@ class VAELoss(nn.Module):
     float64 inputs give float64 terms; float16 and bfloat16 inputs (and ``torch.autocast``)
     give float32 terms.
 
-    Differences from the documented original: the arguments of the BCE are not swapped (the
+    Differences from the ``vae-annealing`` original: the arguments of the BCE are not swapped (the
     original passed the data as the prediction), and the reconstruction is summed over
     features rather than averaged, so it is on the KL's per-sample scale (the original's
     per-element mean implied a beta of about the number of pixels).

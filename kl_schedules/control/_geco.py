@@ -12,41 +12,40 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-import kl_schedules._torch_support as torch_support
 from kl_schedules._backend import JAX_MATH, PY_MATH, MathBackend, float_dtype
-from kl_schedules._host import HostObject, Settings, setting
+from kl_schedules._host import (
+    HostObject,
+    Settings,
+    init_takes_settings,
+    runs_eagerly_when_compiled,
+    setting,
+    takes_settings,
+)
 from kl_schedules._validation import (
+    check_beta_bounds,
     check_count,
     check_measured_float,
     check_measurement_kind,
     check_real,
 )
 
-# Defaults, in one place for geco and GECO.
-ALPHA = 0.99
-BETA_INIT = 1.0
-BETA_MIN = 1e-10
-BETA_MAX = 1e10
-
 _positive = partial(check_real, low=0.0, low_open=True)
 
 
 @dataclasses.dataclass(frozen=True)
 class GECOSettings(Settings):
-    """The settings of :func:`geco` and :class:`GECO`, validated (see :func:`geco`'s Args)."""
+    """The settings of :func:`geco` and :class:`GECO`: their arguments, defaults and
+    checks, in one place (see :func:`geco`'s Args)."""
 
     goal: float = setting(check_real)
     step_size: float = setting(_positive)
-    alpha: float = setting(partial(check_real, low=0.0, high=1.0, high_open=True), ALPHA)
-    beta_init: float = setting(check_real, BETA_INIT)
-    beta_min: float = setting(_positive, BETA_MIN)
-    beta_max: float = setting(_positive, BETA_MAX)
+    alpha: float = setting(partial(check_real, low=0.0, high=1.0, high_open=True), 0.99)
+    beta_init: float = setting(check_real, 1.0)
+    beta_min: float = setting(_positive, 1e-10)
+    beta_max: float = setting(_positive, 1e10)
 
     def check_together(self) -> None:
-        if self.beta_max <= self.beta_min:
-            raise ValueError(
-                f"beta_max must be > beta_min, got {self.beta_max!r} <= {self.beta_min!r}"
-            )
+        check_beta_bounds(self.beta_min, self.beta_max)
         check_real("beta_init", self.beta_init, self.beta_min, self.beta_max)
 
 
@@ -91,14 +90,8 @@ class GECOControl(NamedTuple):
     update: Callable[[GECOState, ArrayLike], GECOState]
 
 
-def geco(
-    goal: float,
-    step_size: float,
-    alpha: float = ALPHA,
-    beta_init: float = BETA_INIT,
-    beta_min: float = BETA_MIN,
-    beta_max: float = BETA_MAX,
-) -> GECOControl:
+@takes_settings(GECOSettings)
+def geco(params: GECOSettings) -> GECOControl:
     r"""GECO (Rezende & Viola 2018), as commonly implemented, for ``loss = recon + beta KL``.
 
     ``update(state, recon_error)`` keeps an EMA :math:`\bar r` of the reconstruction error and
@@ -135,7 +128,6 @@ def geco(
     References:
       Rezende & Viola, "Taming VAEs", 2018. https://arxiv.org/abs/1810.00597
     """
-    params = GECOSettings(goal, step_size, alpha, beta_init, beta_min, beta_max)
 
     def init() -> GECOState:
         dtype = float_dtype()
@@ -161,12 +153,9 @@ class GECO(HostObject):
     graph break) and returns beta as a 0-d tensor, and with ``fullgraph=True`` tracing
     stops with an error saying so.
 
-    ``state_dict()`` holds the settings, ``beta``, ``error_ema`` and ``num_updates``.
-    ``load_state_dict(state_dict, strict=True)`` checks every entry (beta against the
-    bounds) before changing anything; a state saved with other settings raises a
-    ``ValueError`` naming them (``strict=False`` adopts the saved settings), and a state
-    without settings (saved by earlier versions) loads into this controller's settings.
-    The whole object pickles.
+    ``state_dict()`` holds the settings, ``beta``, ``error_ema`` and ``num_updates``; loading
+    it keeps the host objects' contract (see :meth:`load_state_dict`; beta is checked
+    against the bounds), and the whole object pickles.
 
     Examples:
       >>> from kl_schedules.control import GECO
@@ -181,16 +170,8 @@ class GECO(HostObject):
 
     _settings: GECOSettings
 
-    def __init__(
-        self,
-        goal: float,
-        step_size: float,
-        alpha: float = ALPHA,
-        beta_init: float = BETA_INIT,
-        beta_min: float = BETA_MIN,
-        beta_max: float = BETA_MAX,
-    ) -> None:
-        settings = GECOSettings(goal, step_size, alpha, beta_init, beta_min, beta_max)
+    @init_takes_settings(GECOSettings)
+    def __init__(self, settings: GECOSettings) -> None:
         self._start(settings, settings.beta_init)
         self._error_ema = 0.0
         self._num_updates = 0
@@ -205,10 +186,9 @@ class GECO(HostObject):
         """How many finite errors :meth:`update` has seen."""
         return self._num_updates
 
+    @runs_eagerly_when_compiled
     def update(self, recon_error: Any) -> Any:
         """Feeds one batch reconstruction error (number or 0-d tensor); returns the new beta."""
-        if torch_support.is_compiling():  # inside torch.compile: run eagerly, see the class
-            return torch_support.run_outside_graph(GECO._update_for_compiled, self, recon_error)
         beta, self._error_ema, self._num_updates = _geco_rule(
             self._beta,
             self._error_ema,
@@ -219,10 +199,6 @@ class GECO(HostObject):
         )
         self._set_beta(beta)
         return self._beta
-
-    def _update_for_compiled(self, recon_error: Any) -> Any:
-        self.update(recon_error)
-        return self._beta_for_compiled_code()
 
     def _state(self) -> dict[str, Any]:
         return {"beta": self._beta, "error_ema": self._error_ema, "num_updates": self._num_updates}

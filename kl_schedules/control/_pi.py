@@ -12,43 +12,41 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-import kl_schedules._torch_support as torch_support
 from kl_schedules._backend import JAX_MATH, PY_MATH, MathBackend, float_dtype
-from kl_schedules._host import HostObject, Settings, setting
+from kl_schedules._host import (
+    HostObject,
+    Settings,
+    init_takes_settings,
+    runs_eagerly_when_compiled,
+    setting,
+    takes_settings,
+)
 from kl_schedules._validation import (
+    check_beta_bounds,
     check_count,
     check_measured_float,
     check_measurement_kind,
     check_real,
 )
 
-# Defaults, in one place for pi_controller and PIController (the reference gains).
-K_P = 0.01
-K_I = 1e-4
-BETA_MIN = 0.0
-BETA_MAX = 1.0
-WINDOW = 1
-
 _non_negative = partial(check_real, low=0.0)
 
 
 @dataclasses.dataclass(frozen=True)
 class PISettings(Settings):
-    """The settings of :func:`pi_controller` and :class:`PIController`, validated (see
-    :func:`pi_controller`'s Args)."""
+    """The settings of :func:`pi_controller` and :class:`PIController`: their arguments,
+    defaults (the reference gains) and checks, in one place (see :func:`pi_controller`'s
+    Args)."""
 
     target_kl: float = setting(_non_negative)
-    k_p: float = setting(_non_negative, K_P)
-    k_i: float = setting(_non_negative, K_I)
-    beta_min: float = setting(_non_negative, BETA_MIN)
-    beta_max: float = setting(_non_negative, BETA_MAX)
-    window: int = setting(partial(check_count, maximum=100_000), WINDOW)
+    k_p: float = setting(_non_negative, 0.01)
+    k_i: float = setting(_non_negative, 1e-4)
+    beta_min: float = setting(_non_negative, 0.0)
+    beta_max: float = setting(_non_negative, 1.0)
+    window: int = setting(partial(check_count, maximum=100_000), 1)
 
     def check_together(self) -> None:
-        if self.beta_max <= self.beta_min:
-            raise ValueError(
-                f"beta_max must be > beta_min, got {self.beta_max!r} <= {self.beta_min!r}"
-            )
+        check_beta_bounds(self.beta_min, self.beta_max)
 
 
 def _pi_rule(beta: Any, integral: Any, kl: Any, p: PISettings, xp: MathBackend) -> tuple[Any, Any]:
@@ -94,14 +92,8 @@ class PIControl(NamedTuple):
     update: Callable[[PIState, ArrayLike], PIState]
 
 
-def pi_controller(
-    target_kl: float,
-    k_p: float = K_P,
-    k_i: float = K_I,
-    beta_min: float = BETA_MIN,
-    beta_max: float = BETA_MAX,
-    window: int = WINDOW,
-) -> PIControl:
+@takes_settings(PISettings)
+def pi_controller(params: PISettings) -> PIControl:
     r"""PI control of beta towards a target KL (ControlVAE, Shao et al. 2020).
 
     Each ``update(state, kl)`` takes the batch KL (nats, per sample), averages it over the
@@ -143,7 +135,6 @@ def pi_controller(
       Shao et al., "DynamicVAE: Decoupling Reconstruction Error and Disentangled
       Representation Learning", 2020 (the moving-average KL).
     """
-    params = PISettings(target_kl, k_p, k_i, beta_min, beta_max, window)
 
     def init() -> PIState:
         dtype = float_dtype()
@@ -174,12 +165,9 @@ class PIController(HostObject):
     compiled function; called inside, it runs eagerly (a graph break) and returns beta as
     a 0-d tensor, and with ``fullgraph=True`` tracing stops with an error saying so.
 
-    ``state_dict()`` holds the settings, ``beta``, ``integral`` and ``recent_kl``.
-    ``load_state_dict(state_dict, strict=True)`` checks every entry (beta against the
-    bounds) before changing anything; a state saved with other settings raises a
-    ``ValueError`` naming them (``strict=False`` adopts the saved settings), and a state
-    without settings (saved by earlier versions) loads into this controller's settings.
-    The whole object pickles.
+    ``state_dict()`` holds the settings, ``beta``, ``integral`` and ``recent_kl``; loading
+    it keeps the host objects' contract (see :meth:`load_state_dict`; beta is checked
+    against the bounds), and the whole object pickles.
 
     Examples:
       >>> from kl_schedules.control import PIController
@@ -195,16 +183,8 @@ class PIController(HostObject):
 
     _settings: PISettings
 
-    def __init__(
-        self,
-        target_kl: float,
-        k_p: float = K_P,
-        k_i: float = K_I,
-        beta_min: float = BETA_MIN,
-        beta_max: float = BETA_MAX,
-        window: int = WINDOW,
-    ) -> None:
-        settings = PISettings(target_kl, k_p, k_i, beta_min, beta_max, window)
+    @init_takes_settings(PISettings)
+    def __init__(self, settings: PISettings) -> None:
         self._start(settings, settings.beta_min)
         self._integral = 0.0
         self._recent: deque[float] = deque(maxlen=settings.window)
@@ -219,10 +199,9 @@ class PIController(HostObject):
         """The last ``window`` finite KL values fed to :meth:`update`, newest first."""
         return list(self._recent)
 
+    @runs_eagerly_when_compiled
     def update(self, kl: Any) -> Any:
         """Feeds one batch KL (a number or 0-d tensor); returns the new beta."""
-        if torch_support.is_compiling():  # inside torch.compile: run eagerly, see the class
-            return torch_support.run_outside_graph(PIController._update_for_compiled, self, kl)
         kl = check_measured_float("kl", kl)
         if PY_MATH.isfinite(kl):
             self._recent.appendleft(kl)
@@ -232,10 +211,6 @@ class PIController(HostObject):
             )
             self._set_beta(beta)
         return self._beta
-
-    def _update_for_compiled(self, kl: Any) -> Any:
-        self.update(kl)
-        return self._beta_for_compiled_code()
 
     def _state(self) -> dict[str, Any]:
         return {"beta": self._beta, "integral": self._integral, "recent_kl": list(self._recent)}
