@@ -12,13 +12,11 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-try:
+from kl_schedules._extras import requires_extra
+
+with requires_extra("kl_schedules.lightning", "PyTorch Lightning", "lightning"):
     import lightning.pytorch as pl
     import torch
-except ImportError as error:  # pragma: no cover - exercised where lightning is absent
-    raise ImportError(
-        "kl_schedules.lightning needs PyTorch Lightning: pip install 'kl_schedules[lightning]'"
-    ) from error
 import numpy as np
 
 from kl_schedules._annealer import Annealer
