@@ -10,6 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base=${1:-.venv/bin/python}
+shift $(( $# > 0 ? 1 : 0 ))
 oldest=$(sed -n 's/^keras = \["keras>=\([0-9.]*\)"\]$/\1/p' pyproject.toml)
 if [ -z "$oldest" ]; then
   echo "could not read the keras extra's lower bound from pyproject.toml" >&2
@@ -28,4 +29,4 @@ from importlib.metadata import version
 from packaging.version import Version
 assert Version(version('keras')) == Version('$oldest'), version('keras')"
 echo "+ keras $oldest: tests/test_keras.py"
-PYTHONPATH=$PWD KERAS_BACKEND=jax "$env/bin/python" -m pytest -q -p no:cacheprovider tests/test_keras.py
+PYTHONPATH=$PWD KERAS_BACKEND=jax "$env/bin/python" -m pytest -q -p no:cacheprovider tests/test_keras.py "$@"
