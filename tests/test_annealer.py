@@ -34,6 +34,7 @@ from tests.reference import (
 # ---- the host Annealer and the pure functions against the documented Annealer -------------
 
 
+@pytest.mark.slow
 @given(st.sampled_from(SHAPES), st.integers(1, 60), st.floats(0.0, 1.0), st.booleans(), actions_st)
 def test_host_and_jitted_pure_give_the_documented_annealers_weights(
     shape, total, baseline, cyclical, actions
@@ -446,6 +447,7 @@ SHARDED = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a fresh JAX process with 8 host devices
 def test_inside_a_train_step_sharded_over_8_devices():
     env = dict(
         os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu"

@@ -207,7 +207,7 @@ def checkpoints():
     assert pickle.loads(pickle.dumps(annealer)).state_dict() == annealer.state_dict()
 
 
-SLOW = {keras_callback, warns_when_too_long}  # a Keras fit each
+SLOW = {keras_callback, warns_when_too_long, exact_under_jit}  # Keras fits; 200 jit compilations
 
 CHECKS = {
     "Monotonic warm-up with a choice of shapes": monotonic_shapes,

@@ -77,6 +77,7 @@ def test_pi_ignores_non_finite_kl():
         assert host.state_dict() == before
 
 
+@pytest.mark.slow
 @given(
     st.lists(st.one_of(st.floats(0.0, 50.0), st.just(math.nan)), min_size=1, max_size=40),
     st.floats(0.1, 20.0),

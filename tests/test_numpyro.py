@@ -136,6 +136,7 @@ def test_jitted_update_traces_once_and_uses_each_steps_beta():
     assert len(traces) == 1
 
 
+@pytest.mark.slow
 def test_beta_zero_trains_and_ignores_the_kl():
     model, guide = make({})
     svi = SVI(
@@ -178,6 +179,7 @@ def test_mean_field_elbo_scales_the_analytic_kl():
     np.testing.assert_allclose(loss(0.7) - loss(0.0), 0.7 * kl, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_works_with_an_autoguide_of_the_plain_model():
     plain, _ = make({})
     model, guide = annealed(plain, ["z"]), annealed(AutoNormal(plain), ["z"])

@@ -19,12 +19,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+import torch.distributed as dist  # noqa: E402
+
 from kl_schedules import Annealer  # noqa: E402
 from kl_schedules.control import GECO, PIController  # noqa: E402
 from kl_schedules.torch import VAELoss  # noqa: E402
 from tests.reference import advanced_host_objects, continue_run  # noqa: E402
-
-dist = pytest.importorskip("torch.distributed")
 
 # ---- host objects inside torch.compile ---------------------------------------------------------
 
@@ -124,6 +124,7 @@ def test_beta_is_exact_for_a_float64_loss_when_float64_is_the_default_dtype():
     assert backend.compiles <= 2
 
 
+@pytest.mark.slow  # inductor: a C++ compiler run on a cold cache
 def test_inductor_values_equal_eager_without_recompiling():
     torch._dynamo.utils.counters.clear()
     compiled = torch.compile(step_function, fullgraph=True)  # the default backend, inductor
@@ -134,7 +135,7 @@ def test_inductor_values_equal_eager_without_recompiling():
             torch.testing.assert_close(a, b, rtol=0, atol=0, msg=f"step {step}")
 
 
-@pytest.mark.parametrize("backend", ["counting", "inductor"])
+@pytest.mark.parametrize("backend", ["counting", pytest.param("inductor", marks=pytest.mark.slow)])
 def test_annealer_call_has_the_numbers_and_dtype_of_eager_kld_times_beta(backend):
     compiled = torch.compile(
         lambda kld: annealer(kld),
@@ -479,6 +480,7 @@ print(repr(annealer)); print(repr(controller)); print(repr(geco_control))
 """
 
 
+@pytest.mark.slow  # a fresh Python process importing torch
 def test_torch_load_with_weights_only_needs_no_kl_schedules_torch_import(tmp_path):
     """In a fresh process that imports only ``Annealer`` from kl_schedules (before torch),
     a checkpoint holding all three host objects loads with ``weights_only=True``."""
@@ -608,6 +610,7 @@ def worker(rank, directory):
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
 def test_documented_loop_under_torch_distributed(tmp_path):
     import torch.multiprocessing as mp

@@ -404,7 +404,7 @@ def test_numpy_scalars_are_rejected_by_every_api(kind, api, value):
         ("kl_schedules.torch", "torch"),
         ("kl_schedules.keras", "keras"),
         ("kl_schedules.numpyro", "numpyro"),
-        ("kl_schedules.pyro", "pyro"),
+        pytest.param("kl_schedules.pyro", "pyro", marks=pytest.mark.slow),  # imports torch
     ],
 )
 def test_an_adapter_without_its_framework_names_the_extra(module, framework):
