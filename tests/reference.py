@@ -6,7 +6,10 @@ The references use float64 NumPy or plain Python and share no code with kl_sched
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 from hypothesis import strategies as st
@@ -84,6 +87,17 @@ class DocumentedAnnealer:
 
 
 # ---- shared set-ups that drive kl_schedules' own objects ----------------------------------
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def load_example(name: str):
+    """The script ``examples/<name>.py`` imported as the module ``name``."""
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses (flax.linen modules) look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
 def recorded_betas(make_annealer, num_steps):

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +18,7 @@ from numpyro.infer.autoguide import AutoNormal  # noqa: E402
 
 from kl_schedules import ArgumentTypeError, cyclical_schedule  # noqa: E402
 from kl_schedules.numpyro import annealed  # noqa: E402
+from tests.reference import load_example  # noqa: E402
 
 N, D = 5, 3
 X = np.random.default_rng(0).normal(size=(N, D)).astype(np.float32)
@@ -265,15 +263,6 @@ def test_missing_beta_raises_naming_it():
     model, _ = make({})
     with pytest.raises(TypeError, match=r"model was wrapped by annealed.*keyword argument beta"):
         handlers.seed(annealed(model, ["z"]), 0)(X)
-
-
-def load_example(name):
-    path = Path(__file__).resolve().parent.parent / "examples" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.slow
