@@ -1,4 +1,6 @@
-"""Feedback controllers and KL regularisers: synthetic plants, bounds, bad input, host twins."""
+"""kl_schedules.control: the PI and GECO controllers (pure and host twins, on synthetic
+plants, their bounds, inputs and checkpoints), capacity annealing and the KL helpers
+(gaussian_kl, free bits, active units, KL balancing) in NumPy, JAX and torch."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from kl_schedules.control import (
     free_bits,
     gaussian_kl,
     geco,
+    kl_balance,
     kl_per_dimension,
     pi_controller,
 )
@@ -74,6 +77,7 @@ def test_pi_ignores_non_finite_kl():
         assert host.state_dict() == before
 
 
+@pytest.mark.slow
 @given(
     st.lists(st.one_of(st.floats(0.0, 50.0), st.just(math.nan)), min_size=1, max_size=40),
     st.floats(0.1, 20.0),
@@ -387,3 +391,276 @@ def test_saved_settings_are_validated_before_anything_changes():
     with pytest.raises(ValueError, match="beta_max"):
         pi.load_state_dict(state, strict=False)
     assert pi.state_dict() == PIController(2.0).state_dict()
+
+
+# ---- PI on a moving average of the KL (DynamicVAE) ---------------------------------------
+
+
+@pytest.mark.slow
+@given(
+    st.lists(st.one_of(st.floats(0.0, 30.0), st.just(math.nan)), min_size=1, max_size=40),
+    st.integers(1, 12),
+)
+def test_pi_window_host_matches_pure_and_a_numpy_reference(kls, window):
+    control = pi_controller(3.0, k_i=1e-2, window=window)
+    host = PIController(3.0, k_i=1e-2, window=window)
+    reference = PIController(3.0, k_i=1e-2)  # window 1, fed the moving average by hand
+    state, seen = control.init(), []
+    update = jax.jit(control.update)
+    for kl in kls:
+        state = update(state, kl)
+        host.update(kl)
+        if not math.isnan(kl):
+            seen.append(kl)
+            reference.update(float(np.mean(seen[-window:])))
+        assert host.beta == pytest.approx(reference.beta, rel=1e-12, abs=1e-15)
+        assert float(state.beta) == pytest.approx(host.beta, rel=1e-4, abs=1e-5)
+    assert host.recent_kl == seen[::-1][:window]
+
+
+# ---- controllers' inputs and checkpoints -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"beta": 2.0, "integral": 0.0},
+        {"beta": -0.1, "integral": 0.0},
+        {"beta": math.nan, "integral": 0.0},
+        {"beta": 0.5, "integral": math.inf},
+    ],
+)
+def test_pi_load_state_dict_checks_bounds(state):
+    controller = PIController(target_kl=2.0, beta_max=1.0)
+    with pytest.raises(ValueError, match=r"beta|integral"):
+        controller.load_state_dict(state)
+    assert controller.beta == 0.0
+
+
+@pytest.mark.parametrize("beta", [0.0, 1e11, -1.0, math.inf])
+def test_geco_load_state_dict_checks_bounds(beta):
+    controller = GECO(goal=1.0, step_size=0.1)
+    with pytest.raises(ValueError, match="beta"):
+        controller.load_state_dict({"beta": beta, "error_ema": 0.0, "num_updates": 0})
+
+
+def test_controller_state_is_read_only():
+    controller = PIController(target_kl=2.0)
+    with pytest.raises(AttributeError):
+        controller.beta = 5.0
+    with pytest.raises(AttributeError):
+        GECO(1.0, 0.1).beta = -1.0
+
+
+@pytest.mark.parametrize("bad", [True, np.True_, "3", b"3", np.array([1.0, 2.0]), None])
+@pytest.mark.parametrize("make", [lambda: PIController(2.0), lambda: GECO(1.0, 0.05)])
+def test_controller_updates_reject_what_is_not_a_number(make, bad):
+    controller = make()
+    before = controller.state_dict()
+    with pytest.raises(TypeError, match=r"kl|recon_error") as caught:
+        controller.update(bad)
+    assert isinstance(caught.value, ValueError)
+    assert controller.state_dict() == before
+
+
+@pytest.mark.parametrize("make", [lambda: PIController(2.0), lambda: GECO(1.0, 0.05)])
+def test_controller_updates_take_numbers_numpy_scalars_and_0d_arrays(make):
+    values = [3, 3.0, np.float32(3.0), np.int64(3), np.array(3.0), jnp.asarray(3.0)]
+    betas = []
+    for value in values:
+        controller = make()
+        betas.append(controller.update(value))
+    assert len(set(betas)) == 1
+
+
+def test_geco_load_state_dict_changes_nothing_when_an_entry_is_bad():
+    geco_control = GECO(1.0, 0.05)
+    geco_control.update(2.0)
+    before = geco_control.state_dict()
+    with pytest.raises(ValueError, match="num_updates"):
+        geco_control.load_state_dict({"beta": 0.5, "error_ema": 7.0, "num_updates": -1})
+    assert geco_control.state_dict() == before
+
+
+# ---- KL balancing (NVAE) -----------------------------------------------------------------
+
+
+def reference_balance(kl, alpha, beta):
+    mean = np.abs(kl).mean(0) + 0.01
+    c = mean / alpha
+    gamma = c / c.mean() if beta < 1 else np.ones_like(c)
+    return beta * (kl * gamma).sum(-1), gamma
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.3, 0.999, 1.0])
+def test_kl_balance_against_numpy_in_every_framework(beta):
+    rng = np.random.default_rng(0)
+    kl, alpha = rng.uniform(0, 5, size=(8, 5)), np.array([1.0, 1.0, 4.0, 4.0, 16.0])
+    want_term, want_gamma = reference_balance(kl, alpha, beta)
+    term, gamma = kl_balance(kl, beta, alpha)
+    np.testing.assert_allclose(term, want_term, rtol=1e-12)
+    np.testing.assert_allclose(gamma, want_gamma, rtol=1e-12)
+    term, gamma = kl_balance(jnp.asarray(kl, jnp.float32), jnp.float32(beta), jnp.asarray(alpha))
+    np.testing.assert_allclose(term, want_term, rtol=1e-5)
+    np.testing.assert_allclose(np.mean(gamma), 1.0, rtol=1e-5)
+    torch = pytest.importorskip("torch")
+    term, gamma = kl_balance(torch.tensor(kl), beta, torch.tensor(alpha))
+    np.testing.assert_allclose(term.numpy(), want_term, rtol=1e-12)
+
+
+def test_kl_balance_coefficients_are_constants_for_the_optimiser():
+    kl = jnp.array([[3.0, 1.0], [5.0, 1.0]])
+    grad = jax.grad(lambda k: kl_balance(k, 0.5)[0].sum())(kl)
+    _, gamma = kl_balance(kl, 0.5)
+    np.testing.assert_allclose(grad, 0.5 * jnp.broadcast_to(gamma, kl.shape), rtol=1e-6)
+    torch = pytest.importorskip("torch")
+    kl_t = torch.tensor([[3.0, 1.0], [5.0, 1.0]], requires_grad=True)
+    term, gamma_t = kl_balance(kl_t, 0.5)
+    term.sum().backward()
+    np.testing.assert_allclose(kl_t.grad.numpy(), 0.5 * gamma_t.expand(2, 2).numpy(), rtol=1e-6)
+
+
+def test_kl_balance_bad_input():
+    with pytest.raises(ValueError, match="alpha"):
+        kl_balance(np.ones((2, 3)), 0.5, alpha=np.ones(2))
+    with pytest.raises(ValueError, match="kl_per_group"):
+        kl_balance(np.ones((2, 3, 4)), 0.5)
+    with pytest.raises(ValueError, match="epsilon"):
+        kl_balance(np.ones((2, 3)), 0.5, epsilon=0.0)
+
+
+# ---- KL helpers: array in, same array out ------------------------------------------------
+
+
+def kinds():
+    yield "numpy", np.asarray, np.ndarray
+    yield "jax", jnp.asarray, jax.Array
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return
+    yield "torch", torch.as_tensor, torch.Tensor
+
+
+@pytest.mark.parametrize("name,make,kind", list(kinds()), ids=lambda x: str(x)[:5])
+def test_kl_helpers_return_the_kind_they_are_given(name, make, kind):
+    rng = np.random.default_rng(0)
+    mu, logvar = make(rng.normal(size=(5, 4))), make(rng.normal(size=(5, 4)))
+    per_sample = gaussian_kl(mu, logvar)
+    per_dim = kl_per_dimension(mu, logvar)
+    clamped = free_bits(per_dim, 0.5)
+    count = active_units(mu)
+    for value in (per_sample, per_dim):
+        assert isinstance(value, kind), (name, type(value))
+    for value in (clamped, count):  # 0-d results: NumPy gives a NumPy scalar
+        assert isinstance(value, (kind, np.generic)), (name, type(value))
+        assert type(value).__module__.split(".")[0] == {"jax": "jaxlib"}.get(
+            name, name
+        ) or isinstance(value, kind)
+    np.testing.assert_allclose(
+        np.asarray(per_sample),
+        -0.5 * (1 + np.asarray(logvar) - np.asarray(mu) ** 2 - np.exp(np.asarray(logvar))).sum(-1),
+        rtol=1e-5,
+    )
+
+
+def test_kl_helpers_reject_mismatched_shapes():
+    with pytest.raises(ValueError, match="same shape"):
+        gaussian_kl(np.zeros((2, 3)), np.zeros((2, 4)))
+
+
+# ---- a 0-d number of any kind combines with an array of any kind -------------------------
+
+
+def _numbers(value):
+    """``value`` as a 0-d number of every kind: Python, NumPy, JAX (ours) and torch."""
+    import torch
+
+    return [value, np.float32(value), np.float64(value), jnp.asarray(value), torch.tensor(value)]
+
+
+def _arrays(values):
+    import torch
+
+    return [np.asarray(values), jnp.asarray(values), torch.tensor(values)]
+
+
+def _same_kind(result, array):
+    if isinstance(array, np.ndarray):
+        return isinstance(result, (np.ndarray, np.generic))
+    return isinstance(result, type(array)) or (
+        isinstance(array, jax.Array) and isinstance(result, jax.Array)
+    )
+
+
+def test_the_reported_mixes_work_and_follow_the_array():
+    torch = pytest.importorskip("torch")
+    kl = torch.tensor([[3.0, 1.0], [5.0, 1.0]])
+    from_schedule = monotonic_schedule(100)(50)  # a JAX float32, our own schedule's output
+    for beta in (from_schedule, np.float32(0.5)):
+        term, coefficients = kl_balance(kl, beta=beta)
+        assert isinstance(term, torch.Tensor) and term.dtype == torch.float32
+        np.testing.assert_allclose(coefficients.numpy(), [1.598, 0.402], atol=1e-3)
+    capacity = capacity_schedule(25.0, 100)(50)
+    loss = capacity_objective(torch.tensor([10.0, 15.0]), capacity)
+    assert isinstance(loss, torch.Tensor)
+    np.testing.assert_allclose(loss.numpy(), [2500.0, 2500.0])
+    term, coefficients = kl_balance(np.array([[3.0, 1.0]]), beta=jnp.asarray(0.5))
+    assert type(term) is np.ndarray and term.dtype == np.float64
+    assert type(coefficients) is np.ndarray
+
+
+def test_every_number_kind_with_every_array_kind():
+    pytest.importorskip("torch")
+    kl = [[3.0, 1.0], [5.0, 1.0]]
+    for array in [*_arrays(kl), np.asarray(kl, np.float32)]:
+        for beta in _numbers(0.5):
+            term, coefficients = kl_balance(array, beta=beta)
+            assert _same_kind(term, array) and _same_kind(coefficients, array), (array, beta)
+            assert term.dtype == array.dtype, (type(array), type(beta), term.dtype)
+            np.testing.assert_allclose(np.asarray(term), [2.598, 4.195], atol=1e-3)
+        for capacity in _numbers(2.0):
+            loss = capacity_objective(array, capacity, gamma=2.0)
+            assert _same_kind(loss, array) and loss.dtype == array.dtype
+            np.testing.assert_allclose(np.asarray(loss), [[2.0, 2.0], [6.0, 2.0]])
+            clamped = free_bits(array, capacity)  # min_nats of any kind too
+            assert _same_kind(clamped, array)
+            np.testing.assert_allclose(np.asarray(clamped), [5.0, 7.0])
+
+
+def test_a_number_kl_takes_the_kind_of_an_array_capacity():
+    torch = pytest.importorskip("torch")
+    assert capacity_objective(12.0, 12.5) == 500.0
+    result = capacity_objective(12.0, torch.tensor(12.5))
+    assert isinstance(result, torch.Tensor) and float(result) == 500.0
+
+
+def test_a_torch_beta_keeps_its_gradient():
+    torch = pytest.importorskip("torch")
+    beta = torch.tensor(0.5, requires_grad=True)
+    kl = torch.tensor([[3.0, 1.0]])
+    term, coefficients = kl_balance(kl, beta=beta)
+    term.sum().backward()  # d(beta * sum(gamma * kl)) / d beta = sum(gamma * kl)
+    assert float(beta.grad) == pytest.approx(float((kl * coefficients).sum()))
+
+
+def test_a_traced_beta_works_with_jax_arrays_and_is_refused_with_others():
+    kl = np.array([[3.0, 1.0], [5.0, 1.0]])
+    traced = jax.jit(lambda b: kl_balance(jnp.asarray(kl), beta=b)[0])(0.5)
+    np.testing.assert_allclose(traced, [2.598, 4.195], atol=1e-3)
+    with pytest.raises(TypeError, match="beta is a traced JAX value"):
+        jax.jit(lambda b: kl_balance(kl, beta=b)[0])(0.5)
+
+
+@pytest.mark.parametrize("bad", [True, np.bool_(False), jnp.asarray(True), "0.5", None])
+def test_kl_helpers_refuse_what_is_not_a_number(bad):
+    with pytest.raises(TypeError, match="beta") as raised:
+        kl_balance(np.ones((2, 2)), beta=bad)
+    assert raised.value.argument == "beta"
+    with pytest.raises(TypeError, match="capacity"):
+        capacity_objective(np.ones(2), bad)
+
+
+def test_kl_helpers_refuse_an_array_where_a_number_belongs():
+    with pytest.raises(TypeError, match="beta must be a number or a 0-d array"):
+        kl_balance(np.ones((2, 2)), beta=np.array([0.5, 0.5]))

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +18,7 @@ from numpyro.infer.autoguide import AutoNormal  # noqa: E402
 
 from kl_schedules import ArgumentTypeError, cyclical_schedule  # noqa: E402
 from kl_schedules.numpyro import annealed  # noqa: E402
+from tests.reference import load_example  # noqa: E402
 
 N, D = 5, 3
 X = np.random.default_rng(0).normal(size=(N, D)).astype(np.float32)
@@ -137,6 +134,7 @@ def test_jitted_update_traces_once_and_uses_each_steps_beta():
     assert len(traces) == 1
 
 
+@pytest.mark.slow
 def test_beta_zero_trains_and_ignores_the_kl():
     model, guide = make({})
     svi = SVI(
@@ -179,6 +177,7 @@ def test_mean_field_elbo_scales_the_analytic_kl():
     np.testing.assert_allclose(loss(0.7) - loss(0.0), 0.7 * kl, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_works_with_an_autoguide_of_the_plain_model():
     plain, _ = make({})
     model, guide = annealed(plain, ["z"]), annealed(AutoNormal(plain), ["z"])
@@ -266,15 +265,6 @@ def test_missing_beta_raises_naming_it():
         handlers.seed(annealed(model, ["z"]), 0)(X)
 
 
-def load_example(name):
-    path = Path(__file__).resolve().parent.parent / "examples" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow
 def test_numpyro_vae_example_quick_run_follows_the_cyclical_schedule():
     pytest.importorskip("sklearn")
@@ -292,25 +282,3 @@ def test_numpyro_vae_example_quick_run_follows_the_cyclical_schedule():
     np.testing.assert_allclose(
         [float(monotonic(t)) for t in range(8)], [0, 0.25, 0.5, 0.75, 1, 1, 1, 1]
     )
-
-
-@pytest.mark.parametrize(
-    ("module", "framework", "extra"),
-    [("kl_schedules.numpyro", "numpyro", "numpyro"), ("kl_schedules.pyro", "pyro", "pyro")],
-)
-def test_an_adapter_without_its_framework_names_the_extra(module, framework, extra):
-    code = (
-        f"import sys; sys.modules[{framework!r}] = None\n"
-        f"try:\n    import {module}\nexcept ImportError as e:\n    print('ERR', e)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert f"pip install 'kl_schedules[{extra}]'" in result.stdout, result.stdout + result.stderr
-
-
-def test_importing_the_library_imports_neither_numpyro_nor_pyro():
-    code = (
-        "import sys, kl_schedules, kl_schedules.control\n"
-        "print(sorted(m for m in ('numpyro', 'pyro', 'torch') if m in sys.modules))"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.stdout.strip() == "[]", result.stdout + result.stderr
