@@ -1,4 +1,6 @@
-"""Keras 3 adapter: a callback that anneals a non-trainable beta variable during ``fit``.
+"""Keras 3 adapter: a callback that anneals a non-trainable beta variable during ``fit``,
+and posterior-collapse monitoring as logged metrics (:class:`CollapseMetrics`,
+:class:`CollapseMonitorCallback`).
 
 Importing this module imports keras; ``import kl_schedules`` does not. The Keras internals
 it needs live in :mod:`kl_schedules._keras_internals`.
@@ -28,9 +30,10 @@ from kl_schedules._annealing import annealer_weight
 from kl_schedules._backend import JAX_MATH, PY_MATH, float_dtype
 from kl_schedules._describe import _final_value
 from kl_schedules._schedules import schedule_values_from
-from kl_schedules._validation import ArgumentTypeError, check_choice
+from kl_schedules._validation import ArgumentTypeError, check_choice, check_count, check_real
+from kl_schedules.diagnostics import CollapseMonitor
 
-__all__ = ["KLAnnealingCallback"]
+__all__ = ["CollapseMetrics", "CollapseMonitorCallback", "KLAnnealingCallback"]
 
 _BLOCK = 4096  # schedule values computed per vectorised host call
 _BATCH_END_IS_LAST = internals.batch_end_names_the_last_step()
@@ -549,3 +552,205 @@ class KLAnnealingCallback(keras.callbacks.Callback):
 
     def on_predict_end(self, logs: Any = None) -> None:
         self.on_test_end(logs)
+
+
+# ---- posterior-collapse monitoring ------------------------------------------------------
+
+_LOG_2PI = math.log(2.0 * math.pi)
+_COLLAPSE_KEYS = ("kl", "active_units", "mutual_information")
+
+
+class CollapseMetrics(keras.metrics.Metric):
+    r"""KL, active units and mutual information of the posterior, as Keras metrics.
+
+    Update it with each batch's posterior parameters in the model's ``compute_loss`` (or
+    ``train_step``): ``self.collapse.update_state(mu, logvar)``. Keras then reports, like
+    any metric, the running values over the epoch so far in ``logs``, the progress bar,
+    ``History`` and ``CSVLogger`` (prefixed ``val_`` for validation), and resets them at
+    each epoch's start. Over the rows :math:`i` seen this epoch:
+
+    .. math::
+        \text{kl} = \tfrac1N \sum_i KL(q(z|x_i) \| N(0, I)), \quad
+        \text{active\_units} = \#\{j : \mathrm{Var}_i(\mu_{ij}) > \delta\}
+
+    the same numbers as :func:`~kl_schedules.diagnostics.collapse_metrics` on all those
+    rows at once (the variance is merged batch by batch, Chan et al.'s update, so it needs
+    no store of rows). ``mutual_information`` is the mean over this epoch's batches of
+    :func:`~kl_schedules.diagnostics.mutual_information` of each batch (one draw of z per
+    row, from ``keras.random`` with the metric's own seed; each batch's estimate is at
+    most :math:`\log` of its size). Written with ``keras.ops``: any backend.
+
+    Args:
+      latent_dim: the number of latent dimensions (the last axis of ``mu``).
+      threshold: :math:`\delta` of active units (default 0.01).
+      seed: seed of the draws of z for the mutual information (default 0).
+      name: the metric's name (its results are logged as ``kl``, ``active_units`` and
+        ``mutual_information`` whatever it is).
+
+    Examples:
+      >>> import numpy as np
+      >>> from kl_schedules.keras import CollapseMetrics
+      >>> metric = CollapseMetrics(latent_dim=2)
+      >>> mu = np.stack([np.linspace(-1.0, 1.0, 64), np.zeros(64)], axis=1)
+      >>> metric.update_state(mu, np.zeros_like(mu))
+      >>> {k: round(float(v), 3) for k, v in metric.result().items() if k != "mutual_information"}
+      {'kl': 0.172, 'active_units': 1.0}
+    """
+
+    def __init__(
+        self,
+        latent_dim: int,
+        threshold: float = 0.01,
+        seed: int = 0,
+        name: str = "collapse_metrics",
+        dtype: Any = None,
+    ) -> None:
+        super().__init__(name=name, dtype=dtype)
+        self.latent_dim = check_count("latent_dim", latent_dim, 1)
+        self.threshold = check_real("threshold", threshold, 0.0)
+        self.seed = check_count("seed", seed, 0, 2**32 - 1)
+        self._seed_generator = keras.random.SeedGenerator(self.seed)
+        scalar = {"shape": (), "initializer": "zeros", "dtype": self.dtype}
+        vector = {"shape": (self.latent_dim,), "initializer": "zeros", "dtype": self.dtype}
+        self.rows = self.add_variable(name="rows", **scalar)
+        self.kl_sum = self.add_variable(name="kl_sum", **scalar)
+        self.mean = self.add_variable(name="mean", **vector)
+        self.m2 = self.add_variable(name="m2", **vector)  # sum of squared deviations
+        self.batches = self.add_variable(name="batches", **scalar)
+        self.mi_sum = self.add_variable(name="mi_sum", **scalar)
+
+    @property
+    def variables(self) -> list[Any]:
+        # The seed generator's state is part of the metric's state, so a compiled (JAX)
+        # step advances it rather than drawing the same z every step.
+        return [*super().variables, self._seed_generator.state]
+
+    def update_state(self, mu: Any, logvar: Any, sample_weight: Any = None) -> None:
+        """Adds one batch: ``mu`` and ``logvar`` of shape ``[batch, latent_dim]``."""
+        if sample_weight is not None:
+            raise ValueError("CollapseMetrics does not take sample_weight (got one)")
+        ops = keras.ops
+        mu = ops.convert_to_tensor(mu, dtype=self.dtype)
+        logvar = ops.convert_to_tensor(logvar, dtype=self.dtype)
+        shape, other = tuple(mu.shape), tuple(logvar.shape)
+        if len(shape) != 2 or shape[-1] != self.latent_dim or other != shape:
+            raise ValueError(
+                f"CollapseMetrics: mu and logvar must both have shape [batch, "
+                f"{self.latent_dim}] (latent_dim={self.latent_dim}), got {shape} and {other}"
+            )
+        rows = ops.cast(ops.shape(mu)[0], self.dtype)
+        kl = -0.5 * ops.sum(1.0 + logvar - ops.square(mu) - ops.exp(logvar), axis=-1)
+        # Chan et al.: merge this batch's mean and squared deviations into the running ones
+        before = self.rows.value
+        total = before + rows
+        batch_mean = ops.mean(mu, axis=0)
+        batch_m2 = ops.sum(ops.square(mu - batch_mean), axis=0)
+        delta = batch_mean - self.mean.value
+        self.mean.assign(self.mean.value + delta * (rows / total))
+        self.m2.assign(self.m2.value + batch_m2 + ops.square(delta) * (before * rows / total))
+        self.rows.assign(total)
+        self.kl_sum.assign(self.kl_sum.value + ops.sum(kl))
+        noise = keras.random.normal(ops.shape(mu), dtype=self.dtype, seed=self._seed_generator)
+        self.mi_sum.assign(self.mi_sum.value + _mutual_information(mu, logvar, noise))
+        self.batches.assign(self.batches.value + 1.0)
+
+    def result(self) -> dict[str, Any]:
+        """``{"kl", "active_units", "mutual_information"}`` over the epoch so far (0 before
+        the first update)."""
+        ops = keras.ops
+        variance = ops.divide_no_nan(self.m2.value, self.rows.value)
+        return {
+            "kl": ops.divide_no_nan(self.kl_sum.value, self.rows.value),
+            "active_units": ops.sum(ops.cast(variance > self.threshold, self.dtype)),
+            "mutual_information": ops.divide_no_nan(self.mi_sum.value, self.batches.value),
+        }
+
+    def reset_state(self) -> None:
+        for variable in super().variables:  # not the seed: new draws every epoch
+            variable.assign(keras.ops.zeros(variable.shape, dtype=variable.dtype))
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "latent_dim": self.latent_dim,
+            "threshold": self.threshold,
+            "seed": self.seed,
+        }
+
+
+def _mutual_information(mu: Any, logvar: Any, noise: Any) -> Any:
+    """:func:`kl_schedules.diagnostics.mutual_information` with ``z = mu + sigma * noise``,
+    in ``keras.ops``: :math:`\\log q(z_i|x_j)` by three matrix products, then the mean of
+    the own term minus the log of the batch's mixture."""
+    ops = keras.ops
+    z = mu + ops.exp(0.5 * logvar) * noise
+    inverse_var = ops.exp(-logvar)
+    scaled_mu = mu * inverse_var
+    squared = (
+        ops.matmul(z * z, ops.transpose(inverse_var))
+        - 2.0 * ops.matmul(z, ops.transpose(scaled_mu))
+        + ops.sum(mu * scaled_mu, axis=-1)[None, :]
+    )
+    latent = mu.shape[-1]
+    log_density = -0.5 * (squared + ops.sum(logvar, axis=-1)[None, :] + latent * _LOG_2PI)
+    rows = ops.cast(ops.shape(mu)[0], log_density.dtype)
+    own = ops.diagonal(log_density)
+    return ops.mean(own - ops.logsumexp(log_density, axis=1)) + ops.log(rows)
+
+
+class CollapseMonitorCallback(keras.callbacks.Callback):
+    """Warns once (a :class:`~kl_schedules.diagnostics.PosteriorCollapseWarning`) when the
+    logged :class:`CollapseMetrics` say the latent is unused.
+
+    At every epoch end it reads ``logs["kl"]`` and ``logs["active_units"]`` (the epoch's
+    values) and judges them with a :class:`~kl_schedules.diagnostics.CollapseMonitor`'s
+    rules: unused when KL < ``kl_threshold`` and active units <= ``max_active_units``;
+    after ``patience`` unused epochs in a row it warns once, naming the optimizer step and,
+    if the latent was in use before, when that stopped. ``patience`` here counts epochs.
+
+    Args:
+      monitor: a :class:`~kl_schedules.diagnostics.CollapseMonitor` whose settings and
+        state to use (its ``collapsed`` and ``collapse_step`` are kept up to date); or
+        None to make one from ``settings``.
+      **settings: :class:`~kl_schedules.diagnostics.CollapseConfig` fields (not together
+        with ``monitor``); ``patience`` defaults to 3 epochs here. The active-unit
+        threshold is the :class:`CollapseMetrics`' own ``threshold``.
+
+    Examples:
+      >>> from kl_schedules.keras import CollapseMonitorCallback
+      >>> callback = CollapseMonitorCallback(patience=2)
+      >>> callback.monitor.config.patience, callback.monitor.collapsed
+      (2, False)
+    """
+
+    def __init__(self, monitor: CollapseMonitor | None = None, **settings: Any) -> None:
+        super().__init__()
+        if monitor is not None and settings:
+            raise TypeError(
+                f"give either monitor or CollapseConfig fields as keywords, not both (got "
+                f"{sorted(settings)})"
+            )
+        if monitor is None:
+            monitor = CollapseMonitor(**{"patience": 3, **settings})
+        elif not isinstance(monitor, CollapseMonitor):
+            raise ArgumentTypeError(
+                f"monitor must be a kl_schedules.diagnostics.CollapseMonitor, got "
+                f"{type(monitor).__name__}"
+            )
+        self.monitor = monitor
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        logs = logs or {}
+        missing = [key for key in _COLLAPSE_KEYS if key not in logs]
+        if missing:
+            raise KeyError(
+                f"CollapseMonitorCallback: logs hold no {missing}; give the model a "
+                f"kl_schedules.keras.CollapseMetrics and update it in compute_loss with "
+                f"(mu, logvar)"
+            )
+        metrics = {key: float(logs[key]) for key in _COLLAPSE_KEYS}
+        step = _iterations(self.model) if self.model.optimizer is not None else epoch
+        if step >= self.monitor.config.start_step:
+            # the monitor's own rules and message, fed the epoch's logged values instead of
+            # a window of rows (the metric pooled the epoch's rows already)
+            self.monitor._judge(step, metrics)

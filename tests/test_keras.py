@@ -7,6 +7,7 @@ Every test reads the beta the compiled loss actually used, per optimizer step, t
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -519,3 +520,247 @@ def test_the_torch_backend_follows_the_optimizer_too():
     for name in ("optax", "python"):  # a Python schedule runs on the host, no JAX error
         for key in ("seen", "logged", "read"):
             np.testing.assert_allclose(out[name][key], expected, atol=1e-7, err_msg=name + key)
+
+
+# ---- posterior-collapse monitoring ------------------------------------------------------
+
+from kl_schedules.diagnostics import (  # noqa: E402
+    CollapseMonitor,
+    PosteriorCollapseWarning,
+    collapse_metrics,
+    mutual_information,
+)
+from kl_schedules.keras import CollapseMetrics, CollapseMonitorCallback  # noqa: E402
+
+LATENT = 4
+# per-dimension scales of the posterior means: variances 0, 0.0025, 0.09, 1 (2 active units)
+SCALES = np.array([0.0, 0.05, 0.3, 1.0])
+
+
+def posterior_batches(count=5, rows=24, seed=0):
+    rng = np.random.default_rng(seed)
+    return [
+        (
+            (rng.normal(size=(rows, LATENT)) * SCALES + 0.5).astype("float32"),
+            rng.normal(-1.0, 0.3, size=(rows, LATENT)).astype("float32"),
+        )
+        for _ in range(count)
+    ]
+
+
+def test_collapse_metrics_agree_with_the_diagnostics_on_the_same_rows():
+    metric = CollapseMetrics(latent_dim=LATENT)
+    batches = posterior_batches()
+    for mu, logvar in batches:
+        metric.update_state(mu, logvar)
+    mu = np.concatenate([m for m, _ in batches]).astype(np.float64)
+    logvar = np.concatenate([v for _, v in batches]).astype(np.float64)
+    result = {k: float(keras.ops.convert_to_numpy(v)) for k, v in metric.result().items()}
+    reference = collapse_metrics(mu, logvar, key=0)
+    np.testing.assert_allclose(result["kl"], float(reference["kl"]), rtol=1e-5)
+    assert result["active_units"] == float(reference["active_units"]) == 2.0
+    monitor = CollapseMonitor(window=len(mu))  # the host monitor on all rows at once
+    host = monitor.update(mu, logvar, step=0)
+    np.testing.assert_allclose(result["kl"], host["kl"], rtol=1e-5)
+    assert result["active_units"] == host["active_units"]
+    # the batch-by-batch merged variance is the population variance of all rows
+    variance = keras.ops.convert_to_numpy(metric.m2.value) / float(metric.rows.value)
+    np.testing.assert_allclose(variance, mu.var(axis=0), rtol=1e-4, atol=1e-7)
+
+
+def test_mutual_information_is_the_diagnostics_estimate_with_the_same_draw():
+    if keras.backend.backend() != "jax":
+        pytest.skip("the draw is compared with jax.random under the JAX backend")
+    import jax.numpy as jnp
+
+    metric = CollapseMetrics(latent_dim=LATENT, seed=7)
+    (mu1, lv1), (mu2, lv2) = posterior_batches(count=2)
+    metric.update_state(mu1, lv1)
+    # keras.random draws with the seed generator's state [seed, k] as the jax key, k = 0, 1, ...
+    first = mutual_information(jnp.asarray(mu1), jnp.asarray(lv1), key=jnp.array([7, 0], "uint32"))
+    mi = metric.result()["mutual_information"]
+    np.testing.assert_allclose(float(mi), float(first), rtol=1e-5, atol=1e-6)
+    metric.update_state(mu2, lv2)  # a new draw: the mean of the batches' estimates
+    second = mutual_information(jnp.asarray(mu2), jnp.asarray(lv2), key=jnp.array([7, 1], "uint32"))
+    mi = metric.result()["mutual_information"]
+    np.testing.assert_allclose(float(mi), (float(first) + float(second)) / 2, rtol=1e-5, atol=1e-6)
+
+
+def test_mutual_information_facts():
+    collapsed = CollapseMetrics(latent_dim=3)
+    collapsed.update_state(np.zeros((32, 3)), np.zeros((32, 3)))
+    result = collapsed.result()
+    assert float(result["mutual_information"]) == pytest.approx(0.0, abs=1e-6)
+    assert float(result["kl"]) == 0.0 and float(result["active_units"]) == 0.0
+    clusters = CollapseMetrics(latent_dim=1)  # two far-apart, equally likely clusters
+    clusters.update_state(np.repeat([[-50.0], [50.0]], 16, axis=0), np.zeros((32, 1)))
+    assert float(clusters.result()["mutual_information"]) == pytest.approx(np.log(2), abs=1e-5)
+    clusters.reset_state()
+    assert float(clusters.result()["kl"]) == 0.0 and float(clusters.rows.value) == 0.0
+
+
+class MonitoredVAE(keras.Model):
+    """A VAE whose encoder gives ``mu = x[:, :2]``, ``logvar = x[:, 2:4] / 10`` (fixed, so
+    the epoch's metrics are known in closed form), or a collapsed posterior (0, 0)."""
+
+    def __init__(self, collapsed, **kwargs):
+        super().__init__(**kwargs)
+        self.collapsed = collapsed
+        self.decoder = keras.layers.Dense(6)
+        self.collapse = CollapseMetrics(latent_dim=2)
+
+    def call(self, x):
+        mu, logvar = x[:, :2], x[:, 2:4] / 10.0
+        if self.collapsed:
+            mu, logvar = keras.ops.zeros_like(mu), keras.ops.zeros_like(logvar)
+        return self.decoder(mu), mu, logvar
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, **kwargs):
+        reconstruction, mu, logvar = y_pred
+        self.collapse.update_state(mu, logvar)
+        kl = -0.5 * keras.ops.sum(1.0 + logvar - mu**2 - keras.ops.exp(logvar), axis=-1)
+        return keras.ops.mean(keras.ops.sum((reconstruction - x) ** 2, axis=-1) + kl)
+
+
+def monitored_fit(collapsed, tmp_path, steps_per_execution=1, epochs=5):
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(1).normal(size=(64, 6)).astype("float32")
+    model = MonitoredVAE(collapsed)
+    model.compile(optimizer="adam", steps_per_execution=steps_per_execution)
+    callback = CollapseMonitorCallback(patience=2)
+    csv = tmp_path / f"log_{collapsed}.csv"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PosteriorCollapseWarning)
+        history = model.fit(
+            x,
+            batch_size=16,  # 4 optimizer steps per epoch
+            epochs=epochs,
+            verbose=0,
+            validation_data=(x[:16],),
+            callbacks=[callback, keras.callbacks.CSVLogger(str(csv))],
+        )
+    collapse_warnings = [w for w in caught if issubclass(w.category, PosteriorCollapseWarning)]
+    seed_state = keras.ops.convert_to_numpy(model.collapse._seed_generator.state.value)
+    return x, history.history, callback, collapse_warnings, csv.read_text(), seed_state
+
+
+def test_a_fit_logs_the_metrics_every_epoch_and_a_healthy_latent_does_not_warn(tmp_path):
+    x, history, callback, caught, csv, seed = monitored_fit(False, tmp_path, steps_per_execution=2)
+    mu, logvar = x[:, :2].astype(np.float64), x[:, 2:4].astype(np.float64) / 10.0
+    reference = collapse_metrics(mu, logvar, key=0)  # every row, once per epoch
+    for key in ("kl", "active_units", "mutual_information", "val_kl"):
+        assert len(history[key]) == 5, key
+    np.testing.assert_allclose(history["kl"], float(reference["kl"]), rtol=1e-5)
+    assert history["active_units"] == [2.0] * 5
+    assert all(0.0 < mi <= np.log(16) for mi in history["mutual_information"])
+    header = csv.splitlines()[0].split(",")
+    assert {"kl", "active_units", "mutual_information", "val_kl"} <= set(header)
+    assert caught == [] and not callback.monitor.collapsed
+    # a new draw of z at every update (20 train + 5 validation), also in a compiled step
+    assert seed.tolist() == [0, 25]
+
+
+def test_a_collapsed_posterior_warns_once_naming_the_step(tmp_path):
+    _, history, callback, caught, _, _ = monitored_fit(True, tmp_path)
+    assert history["kl"] == [0.0] * 5 and history["active_units"] == [0.0] * 5
+    assert len(caught) == 1  # patience 2 epochs: flagged at the end of epoch 2 (step 8)
+    assert str(caught[0].message).startswith("posterior collapse at step 8:")
+    assert callback.monitor.collapsed and callback.monitor.collapse_step == 8
+
+
+def test_collapse_monitor_callback_and_metric_reject_bad_arguments():
+    with pytest.raises(TypeError, match="not both"):
+        CollapseMonitorCallback(CollapseMonitor(), patience=2)
+    with pytest.raises(TypeError, match="monitor must be"):
+        CollapseMonitorCallback(object())
+    with pytest.raises(ValueError, match="patience"):
+        CollapseMonitorCallback(patience=0)
+    with pytest.raises(ValueError, match="latent_dim"):
+        CollapseMetrics(latent_dim=0)
+    with pytest.raises(ValueError, match="threshold"):
+        CollapseMetrics(latent_dim=2, threshold=-1.0)
+    metric = CollapseMetrics(latent_dim=2)
+    with pytest.raises(ValueError, match=r"shape \[batch, 2\]"):
+        metric.update_state(np.zeros((4, 3)), np.zeros((4, 3)))
+    with pytest.raises(ValueError, match=r"got \(4, 2\) and \(5, 2\)"):
+        metric.update_state(np.zeros((4, 2)), np.zeros((5, 2)))
+    with pytest.raises(ValueError, match="sample_weight"):
+        metric.update_state(np.zeros((4, 2)), np.zeros((4, 2)), sample_weight=np.ones(4))
+
+
+def test_collapse_monitor_callback_names_the_missing_metrics():
+    x = np.zeros((8, 2), "float32")
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(KeyError, match="CollapseMetrics"):
+        model.fit(x, x, epochs=1, verbose=0, callbacks=[CollapseMonitorCallback()])
+
+
+TORCH_MONITOR_SCRIPT = """
+import os
+os.environ["KERAS_BACKEND"] = "torch"
+import json, warnings
+import keras, numpy as np
+from kl_schedules.diagnostics import PosteriorCollapseWarning
+from kl_schedules.keras import CollapseMetrics, CollapseMonitorCallback
+
+
+class VAE(keras.Model):
+    def __init__(self, collapsed):
+        super().__init__()
+        self.collapsed = collapsed
+        self.decoder = keras.layers.Dense(6)
+        self.collapse = CollapseMetrics(latent_dim=2)
+
+    def call(self, x):
+        mu, logvar = x[:, :2], x[:, 2:4] / 10.0
+        if self.collapsed:
+            mu, logvar = keras.ops.zeros_like(mu), keras.ops.zeros_like(logvar)
+        return self.decoder(mu), mu, logvar
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, **kwargs):
+        reconstruction, mu, logvar = y_pred
+        self.collapse.update_state(mu, logvar)
+        return keras.ops.mean(keras.ops.sum((reconstruction - x) ** 2, axis=-1))
+
+
+x = np.random.default_rng(1).normal(size=(64, 6)).astype("float32")
+out = {}
+for collapsed in (False, True):
+    model = VAE(collapsed)
+    model.compile(optimizer="adam")
+    callback = CollapseMonitorCallback(patience=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PosteriorCollapseWarning)
+        history = model.fit(x, batch_size=16, epochs=4, verbose=0, callbacks=[callback])
+    out[str(collapsed)] = {
+        "history": history.history,
+        "warnings": [str(w.message) for w in caught if w.category is PosteriorCollapseWarning],
+        "collapse_step": callback.monitor.collapse_step,
+    }
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_collapse_monitoring_under_the_torch_backend():
+    pytest.importorskip("torch")
+    import json
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", TORCH_MONITOR_SCRIPT], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    x = np.random.default_rng(1).normal(size=(64, 6)).astype("float32")
+    mu, logvar = x[:, :2].astype(np.float64), x[:, 2:4].astype(np.float64) / 10.0
+    reference = collapse_metrics(mu, logvar, key=0)
+    healthy, collapsed = out["False"], out["True"]
+    np.testing.assert_allclose(healthy["history"]["kl"], float(reference["kl"]), rtol=1e-5)
+    assert healthy["history"]["active_units"] == [2.0] * 4
+    assert len(healthy["history"]["mutual_information"]) == 4
+    assert healthy["warnings"] == [] and healthy["collapse_step"] is None
+    assert len(collapsed["warnings"]) == 1 and collapsed["collapse_step"] == 8
