@@ -14,12 +14,10 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-try:
+from kl_schedules._extras import requires_extra
+
+with requires_extra("kl_schedules.keras", "Keras 3", "keras"):
     import keras
-except ImportError as error:  # pragma: no cover - exercised where keras is absent
-    raise ImportError(
-        "kl_schedules.keras needs Keras 3: pip install 'kl_schedules[keras]'"
-    ) from error
 import jax
 import jax.numpy as jnp
 import numpy as np
