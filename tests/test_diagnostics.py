@@ -145,6 +145,7 @@ def test_mi_torch_generator_and_seed_give_the_same_draw_and_keep_the_tensor_kind
     assert float(by_seed) == pytest.approx(expected, rel=1e-10)
 
 
+@pytest.mark.slow
 def test_mi_jax_is_jittable_and_vmappable():
     rng = np.random.default_rng(3)
     mu = jnp.asarray(rng.normal(size=(32, 4)), jnp.float32)
@@ -208,6 +209,7 @@ def test_mi_rejects_mixed_array_kinds():
         mutual_information(np.zeros((4, 2)), torch.zeros(4, 2), key=0)
 
 
+@pytest.mark.slow
 def test_mi_accepts_a_raw_uint32_jax_key():
     mu = jnp.zeros((4, 2))
     assert abs(float(mutual_information(mu, mu, key=jax.random.PRNGKey(0)))) < 1e-6

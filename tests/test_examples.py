@@ -21,6 +21,7 @@ def load(name: str):
     return module
 
 
+@pytest.mark.slow
 def test_flax_linen_train_step_logs_cyclical_betas():
     pytest.importorskip("flax")
     log = load("flax_linen_train_step").main(["--steps", "8"])
@@ -29,6 +30,7 @@ def test_flax_linen_train_step_logs_cyclical_betas():
     assert all(math.isfinite(row["loss"]) for row in log)
 
 
+@pytest.mark.slow
 def test_flax_nnx_train_step_logs_monotonic_betas_from_uint32_step():
     pytest.importorskip("flax")
     log = load("flax_nnx_train_step").main(["--steps", "12"])

@@ -548,6 +548,7 @@ def posterior_batches(count=5, rows=24, seed=0):
     ]
 
 
+@pytest.mark.slow
 def test_collapse_metrics_agree_with_the_diagnostics_on_the_same_rows():
     metric = CollapseMetrics(latent_dim=LATENT)
     batches = posterior_batches()
@@ -586,6 +587,7 @@ def test_mutual_information_is_the_diagnostics_estimate_with_the_same_draw():
     np.testing.assert_allclose(float(mi), (float(first) + float(second)) / 2, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_mutual_information_facts():
     collapsed = CollapseMetrics(latent_dim=3)
     collapsed.update_state(np.zeros((32, 3)), np.zeros((32, 3)))
@@ -644,6 +646,7 @@ def monitored_fit(collapsed, tmp_path, steps_per_execution=1, epochs=5):
     return x, history.history, callback, collapse_warnings, csv.read_text(), seed_state
 
 
+@pytest.mark.slow
 def test_a_fit_logs_the_metrics_every_epoch_and_a_healthy_latent_does_not_warn(tmp_path):
     x, history, callback, caught, csv, seed = monitored_fit(False, tmp_path, steps_per_execution=2)
     mu, logvar = x[:, :2].astype(np.float64), x[:, 2:4].astype(np.float64) / 10.0
@@ -660,6 +663,7 @@ def test_a_fit_logs_the_metrics_every_epoch_and_a_healthy_latent_does_not_warn(t
     assert seed.tolist() == [0, 25]
 
 
+@pytest.mark.slow
 def test_a_collapsed_posterior_warns_once_naming_the_step(tmp_path):
     _, history, callback, caught, _, _ = monitored_fit(True, tmp_path)
     assert history["kl"] == [0.0] * 5 and history["active_units"] == [0.0] * 5

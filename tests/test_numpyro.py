@@ -72,6 +72,7 @@ def hand_elbo(record, beta):
     return scale * (recon - beta * kl_z) + u_terms
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("subsample_size", [None, 2])
 @pytest.mark.parametrize("beta", [0.0, 0.3, 1.0, 2.5])
 def test_annealed_elbo_equals_the_hand_computed_one_for_the_same_samples(beta, subsample_size):
@@ -107,6 +108,7 @@ def test_scales_compose_with_a_subsampled_plate():
     np.testing.assert_allclose(run["x"]["scale"], N / 2)
 
 
+@pytest.mark.slow
 def test_jitted_update_traces_once_and_uses_each_steps_beta():
     model, guide = make({})
     model, guide = annealed(model, ["z"]), annealed(guide, ["z"])

@@ -68,6 +68,7 @@ def quick_run(tmp_path_factory):
     return result, output, out
 
 
+@pytest.mark.slow
 def test_quick_constant_collapses_and_pi_and_free_bits_keep_the_latent(quick_run):
     result, _, _ = quick_run
     runs = {r["schedule"]: r for r in result["runs"]}
@@ -85,6 +86,7 @@ def test_quick_constant_collapses_and_pi_and_free_bits_keep_the_latent(quick_run
         assert cured["probe_accuracy"] > 2 * chance, (name, cured)
 
 
+@pytest.mark.slow
 def test_quick_no_memorisation(quick_run):
     result, _, _ = quick_run
     for r in result["runs"]:
@@ -92,6 +94,7 @@ def test_quick_no_memorisation(quick_run):
         assert r["recon"] < 12 * np.log(50), r  # far below a uniform model of the tokens
 
 
+@pytest.mark.slow
 def test_quick_json_layout_png_and_progress_log(quick_run):
     _, output, out = quick_run
     saved = json.loads((out / "results.json").read_text())
@@ -117,6 +120,7 @@ def test_quick_json_layout_png_and_progress_log(quick_run):
     assert 5 <= sum("step" in line for line in output.splitlines()) <= 15
 
 
+@pytest.mark.slow
 def test_steps_are_exact_and_digits_run_end_to_end(tmp_path):
     """83 steps do not fill the last logging chunk (2 steps each): it must stop at 83."""
     options = ["--steps", "83", "--schedules", "constant,pi", "--seeds", "1"]
@@ -141,6 +145,7 @@ def test_explicit_options_win_over_quick():
     assert build(parse([]))["seeds"] == [0, 1, 2]
 
 
+@pytest.mark.slow
 def test_data_generators_are_deterministic_with_known_structure():
     load()
     from collapse_experiment import data
@@ -182,6 +187,7 @@ def test_bad_command_line(capsys):
         module.main(["--seeds", "1,x"])
 
 
+@pytest.mark.slow
 def test_quick_monitor_never_flags_pi_or_free_bits_and_sees_constant_collapsing(quick_run):
     """In 1500 steps constant beta only starts to collapse: its last held-out readings are
     below the thresholds (the monitor's unused streak is under way; it may not have reached
@@ -205,6 +211,7 @@ def test_quick_monitor_never_flags_pi_or_free_bits_and_sees_constant_collapsing(
             assert f"{name}: posterior collapse at step {step}" in output
 
 
+@pytest.mark.slow
 def test_quick_collapse_step_agrees_with_the_recorded_monitor_curves(quick_run):
     """Independent check of the monitor's verdict from the curves it reported: the flag is
     the first point ending 10 logged points in a row with held-out KL < 0.05 and no active
@@ -225,6 +232,7 @@ def test_quick_collapse_step_agrees_with_the_recorded_monitor_curves(quick_run):
         assert r["collapse_step"] == expected, (r["schedule"], r["collapse_step"], expected)
 
 
+@pytest.mark.slow
 def test_monitor_figure_draws_the_flagged_run(quick_run, tmp_path):
     _, _, out = quick_run
     spec = importlib.util.spec_from_file_location(

@@ -786,6 +786,7 @@ def test_describe_a_warmup_longer_than_training():
     assert "never reaches 1" in str(summary)
 
 
+@pytest.mark.slow
 def test_describe_cycles_and_first_hit():
     summary = describe(cyclical_schedule(1000 / 3, 0.5, num_cycles=2), num_steps=1000)
     assert summary.first_step_at_final == math.ceil(1000 / 6)
