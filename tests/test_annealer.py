@@ -396,6 +396,7 @@ def test_flax_serialization_round_trip():
         state, restored = fns.step(state), fns.step(restored)
 
 
+@pytest.mark.slow
 def test_orbax_round_trip(tmp_path):
     ocp = pytest.importorskip("orbax.checkpoint")
     fns = annealing(6, "cosine")

@@ -508,6 +508,7 @@ def test_kl_balance_against_numpy_in_every_framework(beta):
     np.testing.assert_allclose(term.numpy(), want_term, rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_kl_balance_coefficients_are_constants_for_the_optimiser():
     kl = jnp.array([[3.0, 1.0], [5.0, 1.0]])
     grad = jax.grad(lambda k: kl_balance(k, 0.5)[0].sum())(kl)

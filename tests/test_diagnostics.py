@@ -54,6 +54,7 @@ def key_for(kind: str, seed: int = 3):
     return jax.random.key(seed) if kind == "jax" else seed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["numpy", "torch", "jax"])
 @pytest.mark.parametrize("k", [1, 2, 4, 8])
 def test_mi_is_log_k_for_k_separated_equiprobable_clusters(kind, k):
@@ -218,6 +219,7 @@ def test_mi_accepts_a_raw_uint32_jax_key():
 # ---------------------------------------------------------------- collapse_metrics
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["numpy", "torch", "jax"])
 def test_collapse_metrics_matches_the_separate_helpers(kind):
     rng = np.random.default_rng(0)

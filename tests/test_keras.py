@@ -121,6 +121,7 @@ def reset():
     SEEN.clear()
 
 
+@pytest.mark.slow
 def test_per_step_betas_follow_the_optimizer():
     model = BetaProbe()
     history = fit(model, KLAnnealingCallback(model.beta, monotonic_schedule(12)), jit_compile=True)
@@ -394,6 +395,7 @@ class TraceCounter(BetaProbe):
         return super().compute_loss(*args, **kwargs)
 
 
+@pytest.mark.slow
 def test_later_fits_reuse_the_compiled_step_and_a_fit_without_the_callback_keeps_beta():
     model = TraceCounter()
     model.compile(optimizer="sgd")

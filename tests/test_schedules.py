@@ -160,6 +160,7 @@ def test_float_steps_match_closed_form():
     assert float(cyc(jnp.bfloat16(12.5))) == pytest.approx(0.25, abs=ATOL)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", SHAPES)
 def test_grad_wrt_float_step_is_finite(shape):
     for schedule in (monotonic_schedule(100, shape), cyclical_schedule(37.5, 0.5, shape)):
@@ -757,6 +758,7 @@ def test_steps_on_epochs_raises_or_is_nan_past_64_bits():
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("period", [3, 2.5, 7])
 @pytest.mark.parametrize("per_epoch", [1, 7, 10, 13])
 def test_epochs_on_steps_without_hold_is_exact_at_epoch_boundaries_under_jit(period, per_epoch):
